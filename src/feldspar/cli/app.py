@@ -1,0 +1,53 @@
+"""The top-level command group, and the one place where errors become one line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from feldspar import __version__
+from feldspar.errors import FeldsparError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class FeldsparGroup(click.Group):
+    """Runs subcommands; a Feldspar error prints one line on stderr and exits 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FeldsparError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+            ctx.exit(0)
+
+
+@click.group(cls=FeldsparGroup, context_settings=CONTEXT, epilog="""\b
+Examples:
+  feldspar chat "Name three primary colors."
+  feldspar models list
+  feldspar models pull granite-3.3-2b-instruct
+""")
+@click.version_option(__version__, "--version", prog_name="feldspar")
+def cli() -> None:
+    """Feldspar: open-weight language models at work on your own hardware."""
+
+
+def _register() -> None:
+    from feldspar.cli.chat import chat
+    from feldspar.cli.doctor import doctor
+    from feldspar.cli.models import models
+
+    for command in (chat, doctor, models):
+        cli.add_command(command)
+
+
+_register()

@@ -1,0 +1,133 @@
+"""Settings: flags > FELDSPAR_* environment variables > feldspar.toml > defaults.
+
+`feldspar.toml` lives in FELDSPAR_HOME (default: the per-user data directory). Unknown
+keys are errors, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from feldspar.errors import ConfigError
+
+CONFIG_FILE = "feldspar.toml"
+
+PERMISSIVE_LICENSES = (
+    "Apache-2.0",
+    "MIT",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "ISC",
+    "Zlib",
+    "0BSD",
+    "Unlicense",
+)
+
+
+def default_home() -> Path:
+    """FELDSPAR_HOME, or the per-user data directory."""
+    if env := os.environ.get("FELDSPAR_HOME"):
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("feldspar", appauthor=False)
+
+
+class Settings(BaseSettings):
+    """Every setting Feldspar reads. Each field's description feeds `--help` and the docs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FELDSPAR_", extra="forbid", validate_default=True, frozen=True
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Where Feldspar keeps its data and feldspar.toml.",
+    )
+    chat_model: str = Field(
+        "smollm2-135m-instruct", description="Model used when a command gets no -m."
+    )
+    embed_model: str = Field("all-minilm-l6-v2", description="Default embedding model.")
+    allowed_licenses: list[str] = Field(
+        default_factory=lambda: list(PERMISSIVE_LICENSES),
+        description="SPDX ids (or LicenseRef-...) of the model licenses the company allows.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for in-process inference (default: all cores)."
+    )
+    context_length: int = Field(
+        4096,
+        ge=128,
+        description="Context tokens to allocate for in-process models, capped by each "
+        "model's own maximum.",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible server, used by 'openai:MODEL' names.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, description="API key for openai_base_url (never written to disk by Feldspar)."
+    )
+    request_timeout: float = Field(
+        120.0, gt=0, description="Seconds to wait for a remote server before giving up."
+    )
+
+    @field_validator("allowed_licenses")
+    @classmethod
+    def _strip(cls, value: list[str]) -> list[str]:
+        return [v.strip() for v in value if v.strip()]
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_FILE
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_home() / CONFIG_FILE)
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Resolve settings once; `overrides` are command-line flags (None means not given).
+
+    Example:
+        >>> load_settings(threads=2).threads
+        2
+    """
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    path = default_home() / CONFIG_FILE
+    try:
+        return Settings(**flags)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove that file") from exc
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Could not read settings from {path}: {exc}") from exc
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "settings"
+    env = "FELDSPAR_" + str(err["loc"][0]).upper() if err["loc"] else "FELDSPAR_*"
+    if err["type"] == "extra_forbidden":
+        return f"Unknown setting '{key}' in {path} or the environment; remove it or fix its name"
+    return f"Invalid setting '{key}' ({err['msg']}); check {path} and ${env}"

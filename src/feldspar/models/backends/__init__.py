@@ -1,0 +1,1 @@
+"""Built-in backends. Each is one module, registered in feldspar.models.registry."""

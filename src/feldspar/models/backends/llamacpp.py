@@ -1,0 +1,185 @@
+"""GGUF models in process through llama-cpp-python."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from feldspar.datatypes import Delta, Message, TokenLogprob
+from feldspar.errors import ContextOverflow, ModelError
+from feldspar.extras import require
+from feldspar.models.base import ChatModel, GenerationOptions
+from feldspar.models.decoding import split_stop
+from feldspar.models.gguf import check_gguf
+from feldspar.models.grammar import choices_grammar, schema_grammar
+from feldspar.models.templates import CHATML, ChatTemplate
+from feldspar.models.weights import locate
+
+
+class _LogprobRecorder:
+    """A logits processor that remembers the log-softmax of the logits it is shown, so
+    that log-probabilities come without llama.cpp's logits_all (a n_ctx x n_vocab array)."""
+
+    def __init__(self, top: int, piece: Any) -> None:
+        self.top = top
+        self.piece = piece
+        self.last: np.ndarray | None = None
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        logits = scores.astype(np.float64)
+        shifted = logits - logits.max()
+        self.last = shifted - np.log(np.exp(shifted).sum())
+        return scores
+
+    def take(self, token: int) -> TokenLogprob:
+        assert self.last is not None
+        logprobs, self.last = self.last, None
+        top: tuple[tuple[str, float], ...] = ()
+        if self.top:
+            best = np.argpartition(-logprobs, self.top)[: self.top]
+            best = best[np.argsort(-logprobs[best])]
+            top = tuple((self.piece(int(i)), float(logprobs[i])) for i in best)
+        return TokenLogprob(self.piece(token), float(logprobs[token]), top)
+
+
+class LlamaCppChat(ChatModel):
+    """Chat with a GGUF model; the model's own chat template renders in a sandbox."""
+
+    _llama: Any
+    _template: ChatTemplate
+
+    def _load(self) -> None:
+        llama_cpp = require("llama_cpp", extra="llamacpp", purpose="GGUF models need llama.cpp")
+        path = locate(self.spec)
+        if path.is_dir():
+            raise ModelError(f"{path} is a folder; a GGUF model is a single .gguf file")
+        check_gguf(path)
+        threads = self.settings.threads or os.cpu_count() or 1
+        try:
+            self._llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=min(self.settings.context_length, self.spec.context_length),
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"llama.cpp could not load {path}: the file is corrupt, truncated or of an "
+                f"unsupported architecture ({exc}); re-download it"
+            ) from exc
+        self._llama_cpp = llama_cpp
+        self._gen_lock = threading.Lock()
+        source = self._llama.metadata.get("tokenizer.chat_template") or CHATML
+        self._template = ChatTemplate(
+            source,
+            name=self.spec.name,
+            bos_token=self._piece(self._llama.token_bos()),
+            eos_token=self._piece(self._llama.token_eos()),
+        )
+        self._template.check()
+
+    def _piece(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return bytes(self._llama.detokenize([token], special=True)).decode("utf-8", "replace")
+
+    def render(self, messages: list[Message]) -> str:
+        """The prompt text that the model sees for `messages`."""
+        self.load()
+        return self._template.render(messages)
+
+    def count_tokens(self, text: str) -> int:
+        self.load()
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _prompt_tokens(self, messages: list[Message]) -> list[int]:
+        prompt = self._template.render(messages)
+        tokens: list[int] = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True,
+                                                 special=True)
+        bos = self._llama.token_bos()
+        # A template that writes the BOS text itself would otherwise get a second BOS.
+        if len(tokens) > 1 and tokens[0] == tokens[1] == bos:
+            tokens = tokens[1:]
+        return tokens
+
+    def _grammar(self, options: GenerationOptions) -> Any:
+        if options.choices is not None:
+            text = choices_grammar(options.choices)
+        elif options.json_schema is not None:
+            text = schema_grammar(options.json_schema)
+        else:
+            return None
+        return self._llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+
+    def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
+        llama = self._llama
+        tokens = self._prompt_tokens(messages)
+        n_ctx = llama.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise ContextOverflow(
+                f"The prompt is {len(tokens)} tokens but '{self.spec.name}' has a context of "
+                f"{n_ctx} (model maximum {self.spec.context_length}); shorten the prompt or "
+                "raise context_length in feldspar.toml (FELDSPAR_CONTEXT_LENGTH)"
+            )
+        budget = n_ctx - len(tokens)
+        max_tokens = budget if options.max_tokens is None else min(options.max_tokens, budget)
+        grammar = self._grammar(options)
+        recorder = None
+        if options.logprobs is not None:
+            recorder = _LogprobRecorder(options.logprobs, self._piece)
+        yield Delta(prompt_tokens=len(tokens))
+        with self._gen_lock:
+            yield from self._sample(tokens, options, max_tokens, grammar, recorder)
+
+    def _sample(
+        self,
+        tokens: list[int],
+        options: GenerationOptions,
+        max_tokens: int,
+        grammar: Any,
+        recorder: _LogprobRecorder | None,
+    ) -> Iterator[Delta]:
+        llama = self._llama
+        vocab = llama._model.vocab
+        is_eog = self._llama_cpp.llama_vocab_is_eog
+        llama.set_seed(options.seed if options.seed is not None else random.getrandbits(32))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        held, generated, finish, stopped = "", 0, "length", False
+        processors = None
+        if recorder is not None:
+            processors = self._llama_cpp.LogitsProcessorList([recorder])
+        tokens_out = llama.generate(
+            tokens,
+            top_k=40,
+            top_p=options.top_p,
+            min_p=0.05,
+            temp=options.temperature,
+            repeat_penalty=1.0,
+            grammar=grammar,
+            logits_processor=processors,
+        )
+        with contextlib.closing(tokens_out):
+            for token in tokens_out:
+                if is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                generated += 1
+                logprobs = (recorder.take(token),) if recorder is not None else ()
+                text = held + decoder.decode(llama.detokenize([token]))
+                shown, held, stopped = split_stop(text, options.stop)
+                yield Delta(text=shown, tokens=1, logprobs=logprobs)
+                if stopped:
+                    finish = "stop"
+                    break
+                if generated >= max_tokens:
+                    break
+        tail = "" if stopped else held + decoder.decode(b"", final=True)
+        yield Delta(text=tail, finish_reason=finish)

@@ -1,0 +1,48 @@
+"""Embeddings through sentence-transformers (the default embedder's backend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from feldspar.errors import ModelError
+from feldspar.extras import require
+from feldspar.models.base import Embedder
+from feldspar.models.weights import locate
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model from a local folder; nothing is fetched from a hub."""
+
+    _model: Any
+
+    def _load(self) -> None:
+        path = locate(self.spec)
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise ModelError(f"{path} is not a sentence-transformers model folder")
+        st = require("sentence_transformers", extra="embed",
+                     purpose="sentence-transformers embeddings need torch")
+        import transformers
+
+        transformers.logging.disable_progress_bar()  # no bars from a library call
+        if self.settings.threads:
+            import torch
+
+            torch.set_num_threads(self.settings.threads)
+        try:
+            # A local folder and local_files_only: the library never reaches for the Hub.
+            self._model = st.SentenceTransformer(str(path), device="cpu",
+                                                 local_files_only=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"Could not load embedding model from {path}: {exc}") from exc
+
+    @property
+    def dimension(self) -> int:
+        self.load()
+        return int(self._model.get_sentence_embedding_dimension())
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
+                                     normalize_embeddings=False, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)

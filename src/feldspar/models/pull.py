@@ -1,0 +1,227 @@
+"""Download catalog models: resumable across runs, checksum verified, in the Hub's cache.
+
+Files land in the Hugging Face cache (HF_HOME / HF_HUB_CACHE) in its own layout
+(blobs/, snapshots/, refs/), so other Hugging Face tools find them too. A partial file is
+kept as blobs/ETAG.incomplete and the next pull resumes it with an HTTP Range request; a
+file becomes visible in snapshots/ only after its size and checksum match. huggingface_hub
+gives the metadata (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE); this module moves the bytes,
+because huggingface_hub no longer resumes a download that another process started.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from feldspar.errors import DownloadError, UserError
+from feldspar.extras import require
+from feldspar.models.spec import ModelSpec
+
+# The files of a safetensors model folder worth fetching; never pickles (*.bin, *.pt).
+FOLDER_PATTERNS = (
+    "*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "1_Pooling/*",
+    "*.jinja",
+)
+CHUNK = 1 << 20
+
+Progress = Callable[[int, int, str], None]
+"""Called with (bytes done, bytes total, file name) as a download advances."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    size: int | None
+    etag: str
+    commit: str
+    url: str
+
+
+def _hub() -> Any:
+    hub = require("huggingface_hub", extra="hub", purpose="Pulling models needs huggingface_hub")
+    # Submodules that huggingface_hub's lazy __init__ does not expose as attributes.
+    import huggingface_hub.constants
+    import huggingface_hub.utils  # noqa: F401
+
+    return hub
+
+
+def _repo_dir(hub: Any, repo: str) -> Path:
+    return Path(hub.constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+
+
+def cached_path(spec: ModelSpec) -> Path | None:
+    """The local path of a pulled model, or None when it has not been pulled (completely)."""
+    source = spec.source
+    if source.kind != "hf" or source.repo is None:
+        return None
+    hub = _hub()
+    root = _repo_dir(hub, source.repo)
+    ref = root / "refs" / source.revision
+    commit = ref.read_text().strip() if ref.is_file() else source.revision
+    snapshot = root / "snapshots" / commit
+    if source.file is not None:
+        path = snapshot / source.file
+        return path if path.is_file() else None
+    return snapshot if _folder_complete(snapshot) else None
+
+
+def _folder_complete(folder: Path) -> bool:
+    if not (folder / "config.json").is_file():
+        return False
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        import json
+
+        shards = set(json.loads(index.read_text())["weight_map"].values())
+        return all((folder / shard).is_file() for shard in shards)
+    return (folder / "model.safetensors").is_file()
+
+
+def pull(spec: ModelSpec, progress: Progress | None = None) -> Path:
+    """Download `spec`'s weights (resuming a partial download) and return their local path.
+
+    Raises `DownloadError` for network failures, offline mode and checksum mismatches;
+    nothing partial ever appears as a usable model.
+    """
+    source = spec.source
+    if source.kind != "hf" or source.repo is None:
+        raise UserError(f"'{spec.name}' is not downloadable ({source.describe()}); "
+                        "only Hugging Face catalog models can be pulled")
+    hub = _hub()
+    if hub.constants.HF_HUB_OFFLINE:
+        raise DownloadError("HF_HUB_OFFLINE is set, so nothing can be downloaded; unset it, "
+                            "or copy the file here and use 'feldspar models add NAME --path'")
+    names = [source.file] if source.file else _folder_files(hub, spec)
+    files = [_metadata(hub, spec, name) for name in names]
+    root = _repo_dir(hub, source.repo)
+    for remote in files:
+        expected = source.sha256 if source.file else None
+        _fetch(hub, root, remote, expected, progress)
+    if not re.fullmatch(r"[0-9a-f]{40}", source.revision):
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / source.revision).write_text(files[0].commit)
+    found = cached_path(spec)
+    if found is None:
+        raise DownloadError(f"Pulled '{spec.name}' but its files are incomplete; pull again")
+    return found
+
+
+def _folder_files(hub: Any, spec: ModelSpec) -> list[str]:
+    source = spec.source
+    try:
+        info = hub.HfApi().model_info(source.repo, revision=source.revision)
+    except Exception as exc:  # huggingface_hub raises many types; all mean "cannot list"
+        raise _download_error(spec, exc) from exc
+    names = [s.rfilename for s in info.siblings or []]
+    chosen = [n for n in names if any(fnmatch.fnmatch(n, p) for p in FOLDER_PATTERNS)]
+    if not any(n.endswith(".safetensors") for n in chosen):
+        raise DownloadError(f"{source.repo} has no .safetensors weights; Feldspar does not "
+                            "load pickled weights")
+    return chosen
+
+
+def _metadata(hub: Any, spec: ModelSpec, name: str) -> RemoteFile:
+    source = spec.source
+    url = hub.hf_hub_url(source.repo, name, revision=source.revision)
+    try:
+        meta = hub.get_hf_file_metadata(url)
+    except Exception as exc:  # network errors, 404s, gated repos: all end the pull
+        raise _download_error(spec, exc) from exc
+    if not meta.commit_hash or not meta.etag:
+        raise DownloadError(f"{url} did not answer like the Hugging Face Hub (no commit or "
+                            "ETag); check HF_ENDPOINT")
+    return RemoteFile(name=name, size=meta.size, etag=meta.etag, commit=meta.commit_hash,
+                      url=meta.location or url)
+
+
+def _download_error(spec: ModelSpec, exc: Exception) -> DownloadError:
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return DownloadError(f"Cannot download '{spec.name}' from {spec.source.repo}: {text}; "
+                         "check the network, HF_ENDPOINT and HF_TOKEN")
+
+
+def _expected_digest(remote: RemoteFile, sha256: str | None) -> tuple[str, str] | None:
+    """The checksum to verify: the catalog's sha256, the LFS ETag (a sha256), or the
+    git blob sha1 that the Hub gives as ETag for small files."""
+    if sha256:
+        return "sha256", sha256.lower()
+    if re.fullmatch(r"[0-9a-f]{64}", remote.etag):
+        return "sha256", remote.etag
+    if re.fullmatch(r"[0-9a-f]{40}", remote.etag):
+        return "git-sha1", remote.etag
+    return None
+
+
+def _fetch(hub: Any, root: Path, remote: RemoteFile, sha256: str | None,
+           progress: Progress | None) -> None:
+    blob = root / "blobs" / remote.etag
+    link = root / "snapshots" / remote.commit / remote.name
+    digest = _expected_digest(remote, sha256)
+    if not blob.is_file():
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        part = blob.with_name(blob.name + ".incomplete")
+        _download(hub, remote, part, progress)
+        _verify(part, remote, digest)
+        os.replace(part, blob)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+
+
+def _download(hub: Any, remote: RemoteFile, part: Path, progress: Progress | None) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    total = remote.size or 0
+    if total and have >= total:
+        return
+    headers = dict(hub.utils.build_hf_headers())
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        with httpx.stream("GET", remote.url, headers=headers, follow_redirects=True,
+                          timeout=httpx.Timeout(60.0, connect=15.0)) as response:
+            if response.status_code == 416:  # nothing left to send: the part is whole
+                return
+            response.raise_for_status()
+            mode = "ab" if have and response.status_code == 206 else "wb"
+            have = have if mode == "ab" else 0
+            with part.open(mode) as handle:
+                for chunk in response.iter_bytes(CHUNK):
+                    handle.write(chunk)
+                    have += len(chunk)
+                    if progress is not None:
+                        progress(have, total, remote.name)
+    except httpx.HTTPError as exc:
+        raise DownloadError(
+            f"Download of {remote.name} stopped at {have} of {total or '?'} bytes ({exc}); "
+            "run the same pull again to resume"
+        ) from exc
+
+
+def _verify(part: Path, remote: RemoteFile, digest: tuple[str, str] | None) -> None:
+    size = part.stat().st_size
+    if remote.size is not None and size != remote.size:
+        raise DownloadError(f"{remote.name} is {size} bytes, expected {remote.size}; "
+                            "run the same pull again to resume")
+    if digest is None:
+        return
+    kind, expected = digest
+    hasher = hashlib.sha256() if kind == "sha256" else hashlib.sha1()
+    if kind == "git-sha1":
+        hasher.update(f"blob {size}\0".encode())
+    with part.open("rb") as handle:
+        while block := handle.read(CHUNK):
+            hasher.update(block)
+    if hasher.hexdigest() != expected:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{remote.name} failed its {kind} check (got {hasher.hexdigest()}, "
+                            f"expected {expected}); the partial file was removed, pull again")
