@@ -17,6 +17,12 @@ def check_license(spec: ModelSpec, settings: Settings) -> None:
     """Raise `LicenseRefused` with the way to allow the license, unless the policy allows it."""
     if is_allowed(spec, settings):
         return
+    if spec.license == "NOASSERTION":
+        raise LicenseRefused(
+            f"Model '{spec.name}' has no known license, which the license policy does not "
+            "allow; register it with its license: feldspar models add NAME --path FILE "
+            "--license SPDX-ID"
+        )
     allowed = [*settings.allowed_licenses, spec.license]
     raise LicenseRefused(
         f"Model '{spec.name}' is licensed {spec.license}, which the license policy does not "

