@@ -36,16 +36,20 @@ Examples:
 @click.option("--seed", type=int, help="Random seed, for repeatable replies.")
 @click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for inference.")
+@click.option("-i", "--interactive", is_flag=True,
+              help="Hold a conversation even when stdin is not a terminal (one turn a line).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object with text, model, license, usage and timings.")
 def chat(prompt: str | None, model: str | None, system: str | None, max_tokens: int,
          temperature: float, top_p: float, seed: int | None, stop: tuple[str, ...],
-         threads: int | None, as_json: bool) -> None:
+         threads: int | None, interactive: bool, as_json: bool) -> None:
     """Chat with a model: one-shot with PROMPT or stdin, a conversation without."""
     from feldspar.config import load_settings
     from feldspar.models import GenerationOptions, get_model
 
-    if prompt is None and not sys.stdin.isatty():
+    if interactive and prompt is not None:
+        raise click.UsageError("Give either a PROMPT or --interactive, not both")
+    if prompt is None and not interactive and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     if prompt is not None and not prompt.strip():
         raise click.UsageError("The prompt is empty; give a question or pipe text in")

@@ -146,7 +146,10 @@ def add(name: str, path: Path, license_id: str | None, roles: tuple[str, ...],
                f"{spec.context_length} tokens of context) from {spec.source.path}")
     from feldspar.models.licenses import is_allowed
 
-    if not is_allowed(spec, settings):
+    if spec.license == "NOASSERTION":
+        click.echo("Note: the file names no license, so the license policy refuses it; "
+                   f"add it again with --force --license SPDX-ID.", err=True)
+    elif not is_allowed(spec, settings):
         click.echo(f"Note: the license policy does not allow {spec.license}; "
                    f"add it to allowed_licenses in {settings.config_path} to use this model.",
                    err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class TransformersChat(ChatModel):
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"transformers could not load {path}: {exc}") from exc
         self._model.eval()
+        # transformers 5 renamed past_key_values to cache; accept either release line.
+        params = inspect.signature(self._model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         tok = self._tokenizer
         self._template = ChatTemplate(
             tok.chat_template or CHATML, name=self.spec.name,
@@ -92,8 +96,9 @@ class TransformersChat(ChatModel):
         held, finish, stopped, past, step_ids = "", "length", False, None, ids
         with torch.inference_mode():
             while len(produced) < max_tokens:
-                out = self._model(input_ids=step_ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self._model(input_ids=step_ids, use_cache=True,
+                                  **{self._cache_arg: past})
+                past = getattr(out, self._cache_arg, None) or out.past_key_values
                 logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
                 allowed = _allowed(choices, produced)
                 token = self._pick(logprobs, options, generator, allowed)
