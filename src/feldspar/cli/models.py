@@ -120,11 +120,15 @@ def show(name: str, as_json: bool) -> None:
 Examples:
   feldspar models add my-granite --path ~/models/granite.gguf --license Apache-2.0
   feldspar models add my-embedder --path ~/models/bge-small --role embed --license MIT
+  feldspar models add granite-vllm --base-url http://gpu-box:8000/v1 \\
+      --remote-model ibm-granite/granite-3.3-8b-instruct --license Apache-2.0
 """)
 @click.argument("name")
-@click.option("--path", "path", required=True,
-              type=click.Path(path_type=Path, exists=False),
+@click.option("--path", "path", type=click.Path(path_type=Path, exists=False),
               help="A .gguf file, or a folder of safetensors (Hugging Face layout).")
+@click.option("--base-url", help="An OpenAI-compatible server's base URL, instead of --path.")
+@click.option("--remote-model", help="The model id the server knows (default: NAME).")
+@click.option("--api-key-env", help="Environment variable that holds the server's API key.")
 @click.option("--license", "license_id",
               help="SPDX id (e.g. Apache-2.0) or LicenseRef-...; read from the file if absent.")
 @click.option("--role", "roles", multiple=True,
@@ -133,17 +137,26 @@ Examples:
 @click.option("--context-length", type=click.IntRange(min=16),
               help="Context window in tokens (read from the file if absent).")
 @click.option("--force", is_flag=True, help="Replace a registered model of the same name.")
-def add(name: str, path: Path, license_id: str | None, roles: tuple[str, ...],
+def add(name: str, path: Path | None, base_url: str | None, remote_model: str | None,
+        api_key_env: str | None, license_id: str | None, roles: tuple[str, ...],
         context_length: int | None, force: bool) -> None:
-    """Register a local model file or folder under NAME."""
+    """Register a local model file or folder, or a model on a server, under NAME."""
     from feldspar.config import load_settings
-    from feldspar.models.adding import register_local
+    from feldspar.models.adding import register_local, register_remote
 
+    if (path is None) == (base_url is None):
+        raise click.UsageError("Give exactly one of --path and --base-url")
     settings = load_settings()
-    spec = register_local(settings, name, path, license_id=license_id, roles=roles,
-                          context_length=context_length, force=force)
+    if base_url is not None:
+        spec = register_remote(settings, name, base_url, remote_model=remote_model,
+                               license_id=license_id, api_key_env=api_key_env, roles=roles,
+                               context_length=context_length, force=force)
+    else:
+        assert path is not None
+        spec = register_local(settings, name, path, license_id=license_id, roles=roles,
+                              context_length=context_length, force=force)
     click.echo(f"Registered '{spec.name}' ({spec.format}, {spec.license}, "
-               f"{spec.context_length} tokens of context) from {spec.source.path}")
+               f"{spec.context_length} tokens of context) from {spec.source.describe()}")
     from feldspar.models.licenses import is_allowed
 
     if spec.license == "NOASSERTION":

@@ -96,10 +96,7 @@ def register_local(settings: Settings, name: str, path: Path, *, license_id: str
                    roles: tuple[str, ...] = (), context_length: int | None = None,
                    force: bool = False) -> ModelSpec:
     """Record a local model under `name` in FELDSPAR_HOME/models.json and return its spec."""
-    if not _NAME.fullmatch(name):
-        raise UserError(f"Invalid model name '{name}': use letters, digits, '.', '_' and '-'")
-    if any(name == s.name or name in s.aliases for s in BUILTIN):
-        raise UserError(f"'{name}' is a catalog model's name; choose another name")
+    _check_name(name)
     path = path.expanduser().resolve()
     if not path.exists():
         raise UserError(f"No such file or folder: {path}")
@@ -113,9 +110,6 @@ def register_local(settings: Settings, name: str, path: Path, *, license_id: str
         found_context, found_license, family = _describe_folder(path)
     else:
         raise UserError(f"{path} is neither a .gguf file nor a Hugging Face model folder")
-    registered = load_registered(settings.home)
-    if any(s.name == name for s in registered) and not force:
-        raise UserError(f"'{name}' is already registered; use --force to replace it")
     chosen: tuple[Role, ...] = tuple(roles) or ("chat",)  # type: ignore[assignment]
     spec = ModelSpec(
         name=name,
@@ -130,8 +124,51 @@ def register_local(settings: Settings, name: str, path: Path, *, license_id: str
         origin="registered",
         description=f"registered from {path}",
     )
-    save_registered(settings.home, [s for s in registered if s.name != name] + [spec])
+    _save(settings, spec, force)
     return spec
+
+
+def register_remote(settings: Settings, name: str, base_url: str, *, remote_model: str | None,
+                    license_id: str | None, api_key_env: str | None = None,
+                    roles: tuple[str, ...] = (), context_length: int | None = None,
+                    force: bool = False) -> ModelSpec:
+    """Record a model served by an OpenAI-compatible server (vLLM, Ollama, llama.cpp...)."""
+    from urllib.parse import urlparse
+
+    _check_name(name)
+    url = urlparse(base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise UserError(f"Invalid server URL '{base_url}': give http(s)://HOST[:PORT]/v1")
+    chosen: tuple[Role, ...] = tuple(roles) or ("chat",)  # type: ignore[assignment]
+    spec = ModelSpec(
+        name=name,
+        family="remote",
+        format="remote",
+        source=Source(kind="remote", url=base_url.rstrip("/"), remote_model=remote_model or name,
+                      api_key_env=api_key_env),
+        license=license_id or UNKNOWN_LICENSE,
+        provenance=Provenance(trained_by="unknown", data="unknown", documentation=""),
+        roles=chosen,
+        context_length=context_length or settings.context_length,
+        origin="registered",
+        description=f"served by {base_url}",
+    )
+    _save(settings, spec, force)
+    return spec
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise UserError(f"Invalid model name '{name}': use letters, digits, '.', '_' and '-'")
+    if any(name == s.name or name in s.aliases for s in BUILTIN):
+        raise UserError(f"'{name}' is a catalog model's name; choose another name")
+
+
+def _save(settings: Settings, spec: ModelSpec, force: bool) -> None:
+    registered = load_registered(settings.home)
+    if any(s.name == spec.name for s in registered) and not force:
+        raise UserError(f"'{spec.name}' is already registered; use --force to replace it")
+    save_registered(settings.home, [s for s in registered if s.name != spec.name] + [spec])
 
 
 def unregister(settings: Settings, name: str) -> None:

@@ -65,6 +65,7 @@ class _Client:
                 if response.status_code >= 400:
                     response.read()
                     response.raise_for_status()
+                finished = False
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -75,7 +76,14 @@ class _Client:
                     if "error" in event:
                         raise RemoteError(f"{self.base_url} failed mid-stream: "
                                           f"{event['error'].get('message', event['error'])}")
+                    finished = finished or any(
+                        c.get("finish_reason") for c in event.get("choices") or [])
                     yield event
+                if not finished:
+                    # Without [DONE] or a finish_reason, the reply was cut off: never pass a
+                    # truncated answer off as a whole one.
+                    raise RemoteError(f"{self.base_url} closed the stream before the reply "
+                                      "ended; check the server's log")
         except (httpx.HTTPError, ValueError) as exc:
             raise self._fail(exc) from exc
 
