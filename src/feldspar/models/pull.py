@@ -195,7 +195,7 @@ def _download(hub: Any, remote: RemoteFile, part: Path, progress: Progress | Non
             mode = "ab" if have and response.status_code == 206 else "wb"
             have = have if mode == "ab" else 0
             with part.open(mode) as handle:
-                for chunk in response.iter_bytes(CHUNK):
+                for chunk in response.iter_bytes():  # as it arrives: keep every byte
                     handle.write(chunk)
                     have += len(chunk)
                     if progress is not None:
