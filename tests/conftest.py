@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from feldspar.config import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point FELDSPAR_HOME and HF_HOME at tmp_path, and forget any FELDSPAR_* variables."""
     for key in list(os.environ):
         if key.startswith("FELDSPAR_") or key in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_TOKEN"):
@@ -20,7 +19,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "home"
     monkeypatch.setenv("FELDSPAR_HOME", str(home))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    yield home
+    return home
 
 
 @pytest.fixture

@@ -27,11 +27,15 @@ def test_every_catalog_entry_has_license_provenance_roles_and_context() -> None:
     assert len(names) == len(set(names))
     for spec in BUILTIN:
         assert SPDX_OR_REF.match(spec.license), spec.name
-        assert spec.provenance.trained_by and spec.provenance.data, spec.name
+        assert spec.provenance.trained_by, spec.name
+        assert spec.provenance.data, spec.name
         assert spec.provenance.documentation.startswith("https://huggingface.co/"), spec.name
-        assert spec.roles and spec.context_length > 0 and spec.params_b, spec.name
+        assert spec.roles, spec.name
+        assert spec.context_length > 0, spec.name
+        assert spec.params_b, spec.name
         if spec.source.kind == "hf":
-            assert spec.source.repo and "/" in spec.source.repo
+            assert spec.source.repo
+            assert "/" in spec.source.repo
             assert (spec.format == "gguf") == bool(spec.source.file)
 
 
@@ -69,7 +73,8 @@ def test_license_policy_refuses_with_the_way_to_allow(settings: Settings) -> Non
         check_license(llama, settings)
     message = str(info.value)
     assert "LicenseRef-Llama-3.2-Community" in message
-    assert "allowed_licenses" in message and "feldspar.toml" in message
+    assert "allowed_licenses" in message
+    assert "feldspar.toml" in message
 
 
 def test_license_refusal_comes_before_any_loading(isolated: Path) -> None:

@@ -55,7 +55,8 @@ def test_chat_json_has_text_model_license_usage_timings() -> None:
     assert data["license"] == "Apache-2.0"
     assert "red" in data["text"].lower()
     usage, timings = data["usage"], data["timings"]
-    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert usage["prompt_tokens"] > 0
+    assert usage["completion_tokens"] > 0
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert 0 < timings["first_token_s"] <= timings["total_s"]
     expected = (usage["completion_tokens"] - 1) / (timings["total_s"] - timings["first_token_s"])
@@ -67,7 +68,8 @@ def test_chat_streams_plain_text_and_reads_stdin() -> None:
     argv = ["chat", "--temperature", "0", "--max-tokens", "16"]
     by_arg = CliRunner().invoke(cli, [*argv, "What is 2+2?"])
     by_stdin = CliRunner().invoke(cli, argv, input="What is 2+2?")
-    assert by_arg.exit_code == 0 and by_stdin.exit_code == 0
+    assert by_arg.exit_code == 0
+    assert by_stdin.exit_code == 0
     assert by_arg.stdout == by_stdin.stdout
     assert by_arg.stdout.strip()
 

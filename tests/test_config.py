@@ -75,3 +75,11 @@ def test_secret_key_never_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert "sk-very-secret" not in repr(settings)
     assert "sk-very-secret" not in settings.model_dump_json()
+
+
+def test_every_setting_is_documented() -> None:
+    from feldspar.config import Settings
+
+    docs = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
+    for name in Settings.model_fields:
+        assert f"| `{name}` | `FELDSPAR_{name.upper()}` |" in docs, name

@@ -32,7 +32,8 @@ def model() -> ChatModel:
 
 def test_default_model_answers_with_usage_and_timings(model: ChatModel) -> None:
     reply = model.complete("Name three primary colors.", temperature=0, max_tokens=64)
-    assert reply.model == "smollm2-135m-instruct" and reply.license == "Apache-2.0"
+    assert reply.model == "smollm2-135m-instruct"
+    assert reply.license == "Apache-2.0"
     assert "red" in reply.text.lower()
     assert reply.usage.prompt_tokens > 5
     assert 0 < reply.usage.completion_tokens <= 64
@@ -65,7 +66,8 @@ def test_max_tokens_ends_with_length(model: ChatModel) -> None:
 def test_stop_string_is_never_shown(model: ChatModel) -> None:
     reply = model.complete("List five fruits, one per line.", temperature=0, max_tokens=80,
                            stop=["\n"])
-    assert "\n" not in reply.text and reply.text
+    assert "\n" not in reply.text
+    assert reply.text
     assert reply.finish_reason == "stop"
 
 

@@ -65,7 +65,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: st
 
 @pytest.mark.parametrize("template", ESCAPES)
 def test_sandbox_escapes_are_refused(template: str) -> None:
-    with pytest.raises(ModelError, match="tried to leave the sandbox|failed"):
+    with pytest.raises(ModelError, match=r"tried to leave the sandbox|failed"):
         ChatTemplate(template, name="hostile").check()
 
 
@@ -132,7 +132,8 @@ def test_models_add_reads_license_and_context_from_the_file(tmp_path: Path,
     assert shown["origin"] == "registered"
     assert shown["allowed"] is True
     again = CliRunner().invoke(cli, ["models", "add", "my-smol", "--path", str(smollm_path())])
-    assert again.exit_code == 1 and "already registered" in again.stderr
+    assert again.exit_code == 1
+    assert "already registered" in again.stderr
     reply = CliRunner().invoke(cli, ["chat", "-m", "my-smol", "--max-tokens", "4", "--json",
                                      "Hi"])
     assert reply.exit_code == 0, reply.output
@@ -145,9 +146,11 @@ def test_models_add_refuses_catalog_names_and_bad_paths(tmp_path: Path) -> None:
     runner = CliRunner()
     taken = runner.invoke(cli, ["models", "add", "smollm2-135m-instruct", "--path",
                                 str(smollm_path())])
-    assert taken.exit_code == 1 and "catalog model's name" in taken.stderr
+    assert taken.exit_code == 1
+    assert "catalog model's name" in taken.stderr
     missing = runner.invoke(cli, ["models", "add", "x", "--path", str(tmp_path / "nope")])
-    assert missing.exit_code == 1 and "No such file or folder" in missing.stderr
+    assert missing.exit_code == 1
+    assert "No such file or folder" in missing.stderr
 
 
 def test_damaged_registry_file_is_reported_not_erased(isolated: Path) -> None:

@@ -51,9 +51,12 @@ def test_remote_chat_equals_local_greedy(server: tuple[str, Behaviour],
     assert len(pieces) > 1
     assert reply.text == local.text
     assert reply.usage == local.usage
-    assert reply.model == "remote-smol" and reply.license == "Apache-2.0"
+    assert reply.model == "remote-smol"
+    assert reply.license == "Apache-2.0"
     sent = behaviour.requests[-1]["body"]
-    assert sent["stream"] is True and sent["max_tokens"] == 32 and sent["seed"] == 1
+    assert sent["stream"] is True
+    assert sent["max_tokens"] == 32
+    assert sent["seed"] == 1
     assert sent["messages"] == [{"role": "user", "content": "Name three primary colors."}]
 
 
@@ -105,7 +108,7 @@ def test_unknown_remote_model_is_reported(server: tuple[str, Behaviour],
                                           settings: Settings) -> None:
     url, _ = server
     register(settings, url, remote="nonexistent")
-    with pytest.raises(RemoteError, match="404.*check that the server serves model "
+    with pytest.raises(RemoteError, match=r"404.*check that the server serves model "
                                           "'nonexistent'"):
         feldspar.get_model("remote-smol", settings=settings).complete("hi")
 
@@ -162,4 +165,5 @@ def test_models_add_base_url_on_the_cli(server: tuple[str, Behaviour]) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model"] == "smol-server"
     bad = runner.invoke(cli, ["models", "add", "x", "--base-url", "ftp://nowhere"])
-    assert bad.exit_code == 1 and "Invalid server URL" in bad.stderr
+    assert bad.exit_code == 1
+    assert "Invalid server URL" in bad.stderr

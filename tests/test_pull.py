@@ -71,7 +71,8 @@ def test_pull_gguf_lands_in_hf_home_verified_and_runs(hub: tuple[Hub, str],
     assert status["qwen2.5-0.5b-instruct"] == "ready"
     reply = feldspar(isolated, url, "chat", "-m", "qwen2.5-0.5b-instruct", "--max-tokens", "3",
                      "Hi")
-    assert reply.returncode == 0 and reply.stdout.strip()
+    assert reply.returncode == 0
+    assert reply.stdout.strip()
     again = feldspar(isolated, url, "models", "pull", "qwen2.5-0.5b-instruct")
     assert again.returncode == 0
     gets = [e for e in state.log if e["method"] == "GET" and e["path"].endswith(GGUF_FILE)]
@@ -120,7 +121,8 @@ def test_pull_folder_model_skips_pickles_and_embeds(hub: tuple[Hub, str],
     assert done.returncode == 0, done.stderr
     fetched = {e["path"].rsplit("/main/", 1)[1] for e in state.log if e["method"] == "GET"
                and "/resolve/" in e["path"]}
-    assert "model.safetensors" in fetched and "1_Pooling/config.json" in fetched
+    assert "model.safetensors" in fetched
+    assert "1_Pooling/config.json" in fetched
     assert "pytorch_model.bin" not in fetched
     code = ("import feldspar;"
             "print(feldspar.get_embedder('granite-embedding-30m-english').embed(['x']).shape)")
@@ -141,7 +143,8 @@ def test_unreachable_hub_is_one_line(isolated: Path) -> None:
     done = feldspar(isolated, "http://127.0.0.1:9", "models", "pull", "qwen2.5-0.5b-instruct")
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
+    assert len(lines) == 1
+    assert lines[0].startswith(
         "Error: Cannot download 'qwen2.5-0.5b-instruct' from Qwen/Qwen2.5-0.5B-Instruct-GGUF")
 
 

@@ -161,7 +161,7 @@ def add(name: str, path: Path | None, base_url: str | None, remote_model: str | 
 
     if spec.license == "NOASSERTION":
         click.echo("Note: the file names no license, so the license policy refuses it; "
-                   f"add it again with --force --license SPDX-ID.", err=True)
+                   "add it again with --force --license SPDX-ID.", err=True)
     elif not is_allowed(spec, settings):
         click.echo(f"Note: the license policy does not allow {spec.license}; "
                    f"add it to allowed_licenses in {settings.config_path} to use this model.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from feldspar.config import Settings
 from feldspar.errors import UserError
@@ -13,7 +13,7 @@ from feldspar.models.catalog import BUILTIN
 from feldspar.models.gguf import check_gguf
 from feldspar.models.lookup import UNKNOWN_LICENSE
 from feldspar.models.registered import load_registered, save_registered
-from feldspar.models.spec import Format, ModelSpec, Provenance, Role, Source
+from feldspar.models.spec import ROLES, Format, ModelSpec, Provenance, Role, Source
 
 # Hugging Face license tags (as GGUF files and model cards write them) to SPDX ids.
 _LICENSE_TAGS = {
@@ -110,7 +110,7 @@ def register_local(settings: Settings, name: str, path: Path, *, license_id: str
         found_context, found_license, family = _describe_folder(path)
     else:
         raise UserError(f"{path} is neither a .gguf file nor a Hugging Face model folder")
-    chosen: tuple[Role, ...] = tuple(roles) or ("chat",)  # type: ignore[assignment]
+    chosen = _roles(roles)
     spec = ModelSpec(
         name=name,
         family=family,
@@ -139,7 +139,7 @@ def register_remote(settings: Settings, name: str, base_url: str, *, remote_mode
     url = urlparse(base_url)
     if url.scheme not in ("http", "https") or not url.netloc:
         raise UserError(f"Invalid server URL '{base_url}': give http(s)://HOST[:PORT]/v1")
-    chosen: tuple[Role, ...] = tuple(roles) or ("chat",)  # type: ignore[assignment]
+    chosen = _roles(roles)
     spec = ModelSpec(
         name=name,
         family="remote",
@@ -155,6 +155,13 @@ def register_remote(settings: Settings, name: str, base_url: str, *, remote_mode
     )
     _save(settings, spec, force)
     return spec
+
+
+def _roles(roles: tuple[str, ...]) -> tuple[Role, ...]:
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise UserError(f"Unknown role {sorted(unknown)[0]!r}; use one of {', '.join(ROLES)}")
+    return cast(tuple[Role, ...], tuple(roles)) or ("chat",)
 
 
 def _check_name(name: str) -> None:

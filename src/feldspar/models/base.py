@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from feldspar.datatypes import Completion, Delta, Message, TokenLogprob, Timings, Usage
+from feldspar.datatypes import Completion, Delta, Message, Timings, TokenLogprob, Usage
 from feldspar.errors import UserError
 
 if TYPE_CHECKING:

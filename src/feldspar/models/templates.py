@@ -63,7 +63,7 @@ class ChatTemplate:
         class _GenerationTag(jinja2.ext.Extension):
             """Hugging Face's {% generation %} marks training targets; render its body."""
 
-            tags = {"generation"}
+            tags = {"generation"}  # noqa: RUF012 - jinja2 declares it an instance variable
 
             def parse(self, parser: Any) -> Any:
                 parser.stream.skip(1)

@@ -28,12 +28,15 @@ def _folder(path: Path) -> Path:
     return path
 
 
-def _threads(torch: Any, threads: int | None) -> None:
-    import transformers
-
-    transformers.logging.disable_progress_bar()  # no bars from a library call
+def prepare_torch(threads: int | None) -> Any:
+    """Import torch with the thread count set and transformers' progress bars off (a
+    library call should not draw on the user's terminal)."""
+    torch = require("torch", extra="transformers")
+    transformers = require("transformers", extra="transformers")
+    transformers.logging.disable_progress_bar()
     if threads:
         torch.set_num_threads(threads)
+    return torch
 
 
 class TransformersChat(ChatModel):
@@ -44,9 +47,8 @@ class TransformersChat(ChatModel):
     _torch: Any
 
     def _load(self) -> None:
+        self._torch = prepare_torch(self.settings.threads)
         transformers = require("transformers", extra="transformers")
-        self._torch = require("torch", extra="transformers")
-        _threads(self._torch, self.settings.threads)
         path = _folder(locate(self.spec))
         try:
             self._tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -165,9 +167,8 @@ class TransformersEmbedder(Embedder):
     _torch: Any
 
     def _load(self) -> None:
+        self._torch = prepare_torch(self.settings.threads)
         transformers = require("transformers", extra="transformers")
-        self._torch = require("torch", extra="transformers")
-        _threads(self._torch, self.settings.threads)
         path = _folder(locate(self.spec))
         try:
             self._tokenizer = transformers.AutoTokenizer.from_pretrained(

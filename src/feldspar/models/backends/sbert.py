@@ -8,6 +8,7 @@ import numpy as np
 
 from feldspar.errors import ModelError
 from feldspar.extras import require
+from feldspar.models.backends.hf_transformers import prepare_torch
 from feldspar.models.base import Embedder
 from feldspar.models.weights import locate
 
@@ -23,13 +24,7 @@ class SentenceTransformerEmbedder(Embedder):
             raise ModelError(f"{path} is not a sentence-transformers model folder")
         st = require("sentence_transformers", extra="embed",
                      purpose="sentence-transformers embeddings need torch")
-        import transformers
-
-        transformers.logging.disable_progress_bar()  # no bars from a library call
-        if self.settings.threads:
-            import torch
-
-            torch.set_num_threads(self.settings.threads)
+        prepare_torch(self.settings.threads)
         try:
             # A local folder and local_files_only: the library never reaches for the Hub.
             self._model = st.SentenceTransformer(str(path), device="cpu",

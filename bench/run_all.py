@@ -1,0 +1,13 @@
+"""Run every benchmark in turn (`make bench`); results land in bench/results/*.json."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+for script in ("startup.py", "generation.py"):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
