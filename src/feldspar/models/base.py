@@ -158,8 +158,11 @@ class Stream(Iterator[str]):
         )
 
 
-class ChatModel(ABC):
-    """A chat model. Subclasses implement `load()` and `generate()`; `__init__` is cheap."""
+class Model(ABC):
+    """What every backend shares: a spec, settings, and weights loaded once on demand.
+
+    `__init__` is cheap; `load()` does the work (the first time only).
+    """
 
     def __init__(self, spec: ModelSpec, settings: Settings) -> None:
         self.spec = spec
@@ -176,6 +179,10 @@ class ChatModel(ABC):
 
     @abstractmethod
     def _load(self) -> None: ...
+
+
+class ChatModel(Model):
+    """A chat model. Subclasses implement `_load()` and `generate()`."""
 
     @abstractmethod
     def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
@@ -221,23 +228,8 @@ class ChatModel(ABC):
         return self.stream(prompt, system=system, options=options, **option_values).result()
 
 
-class Embedder(ABC):
+class Embedder(Model):
     """An embedding model. Subclasses implement `_load()` and `embed_batch()`."""
-
-    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
-        self.spec = spec
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._loaded = False
-
-    def load(self) -> None:
-        with self._lock:
-            if not self._loaded:
-                self._load()
-                self._loaded = True
-
-    @abstractmethod
-    def _load(self) -> None: ...
 
     @abstractmethod
     def embed_batch(self, texts: list[str]) -> np.ndarray:

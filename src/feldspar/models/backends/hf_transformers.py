@@ -19,6 +19,21 @@ from feldspar.models.templates import CHATML, ChatTemplate
 from feldspar.models.weights import locate
 
 
+def load_pretrained(model: ChatModel | Embedder, auto_class: str) -> tuple[Any, Any, Any]:
+    """(torch, tokenizer, model) for a spec's safetensors folder, never touching the Hub."""
+    torch = prepare_torch(model.settings.threads)
+    transformers = require("transformers", extra="transformers")
+    path = _folder(locate(model.spec))
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        network = getattr(transformers, auto_class).from_pretrained(
+            path, local_files_only=True, use_safetensors=True, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"transformers could not load {path}: {exc}") from exc
+    network.eval()
+    return torch, tokenizer, network
+
+
 def _folder(path: Path) -> Path:
     if not path.is_dir() or not (path / "config.json").exists():
         raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
@@ -47,17 +62,7 @@ class TransformersChat(ChatModel):
     _torch: Any
 
     def _load(self) -> None:
-        self._torch = prepare_torch(self.settings.threads)
-        transformers = require("transformers", extra="transformers")
-        path = _folder(locate(self.spec))
-        try:
-            self._tokenizer = transformers.AutoTokenizer.from_pretrained(
-                path, local_files_only=True)
-            self._model = transformers.AutoModelForCausalLM.from_pretrained(
-                path, local_files_only=True, use_safetensors=True, dtype=self._torch.float32)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"transformers could not load {path}: {exc}") from exc
-        self._model.eval()
+        self._torch, self._tokenizer, self._model = load_pretrained(self, "AutoModelForCausalLM")
         # transformers 5 renamed past_key_values to cache; accept either release line.
         params = inspect.signature(self._model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
@@ -167,17 +172,7 @@ class TransformersEmbedder(Embedder):
     _torch: Any
 
     def _load(self) -> None:
-        self._torch = prepare_torch(self.settings.threads)
-        transformers = require("transformers", extra="transformers")
-        path = _folder(locate(self.spec))
-        try:
-            self._tokenizer = transformers.AutoTokenizer.from_pretrained(
-                path, local_files_only=True)
-            self._model = transformers.AutoModel.from_pretrained(
-                path, local_files_only=True, use_safetensors=True)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"transformers could not load {path}: {exc}") from exc
-        self._model.eval()
+        self._torch, self._tokenizer, self._model = load_pretrained(self, "AutoModel")
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
