@@ -1,25 +1,12 @@
-"""Shared fixtures. Every test gets its own FELDSPAR_HOME and Hugging Face cache."""
+"""Fixtures and helpers for the tests (isolation itself is in the top-level conftest)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from feldspar.config import Settings, load_settings
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point FELDSPAR_HOME and HF_HOME at tmp_path, and forget any FELDSPAR_* variables."""
-    for key in list(os.environ):
-        if key.startswith("FELDSPAR_") or key in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_TOKEN"):
-            monkeypatch.delenv(key)
-    home = tmp_path / "home"
-    monkeypatch.setenv("FELDSPAR_HOME", str(home))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    return home
 
 
 @pytest.fixture

@@ -124,3 +124,17 @@ def test_chat_with_an_embedding_model_is_refused() -> None:
     result = CliRunner().invoke(cli, ["chat", "-m", "all-minilm-l6-v2", "hi"])
     assert result.exit_code == 1
     assert "is not a chat model" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["models", "add", "x", "--path", "README.md"],
+                                     ["doctor"]])
+def test_an_unusable_home_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      command: list[str]) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("I am a file")
+    monkeypatch.setenv("FELDSPAR_HOME", str(not_a_folder))
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ")
+    assert result.stderr.count("\n") == 1
+    assert not_a_folder.read_text() == "I am a file"

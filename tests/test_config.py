@@ -50,6 +50,7 @@ def test_allowed_licenses_from_environment_json(monkeypatch: pytest.MonkeyPatch)
         ("chat_modle = 'x'\n", "Unknown setting 'chat_modle'"),
         ("threads = 'many'\n", "Invalid setting 'threads'"),
         ("context_length = 5\n", "Invalid setting 'context_length'"),
+        ("home = '/elsewhere'\n", "'home' cannot be set in"),
     ],
 )
 def test_bad_settings_file_is_one_clear_error(isolated: Path, text: str, message: str) -> None:

@@ -3,14 +3,18 @@ backend on the same weights."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import feldspar
 from feldspar.config import load_settings
-from feldspar.errors import UserError
+from feldspar.errors import ModelError, UserError
+from feldspar.models.adding import register_local
 from feldspar.models.backends.hf_transformers import TransformersEmbedder
 from feldspar.models.lookup import find_spec
+from feldspar.models.weights import locate
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +65,16 @@ def test_transformers_backend_matches_sentence_transformers(vectors: np.ndarray)
 def test_a_chat_model_is_not_an_embedder() -> None:
     with pytest.raises(UserError, match="is not an embedding model"):
         feldspar.get_embedder("smollm2-135m-instruct")
+
+
+def test_a_module_with_only_pickled_weights_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    settings = load_settings()
+    folder = tmp_path / "minilm-plus-dense"
+    shutil.copytree(locate(find_spec("all-minilm-l6-v2", settings)), folder)
+    (folder / "2_Dense").mkdir()
+    (folder / "2_Dense" / "pytorch_model.bin").write_bytes(b"\x80\x04 a pickle")
+    register_local(settings, "pickled-dense", folder, roles=("embed",), license_id="MIT")
+    with pytest.raises(ModelError, match="does not load pickles"):
+        feldspar.get_embedder("pickled-dense", settings=settings)

@@ -65,7 +65,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: st
 
 @pytest.mark.parametrize("template", ESCAPES)
 def test_sandbox_escapes_are_refused(template: str) -> None:
-    with pytest.raises(ModelError, match=r"tried to leave the sandbox|failed"):
+    with pytest.raises(ModelError, match="tried to leave the sandbox"):
         ChatTemplate(template, name="hostile").check()
 
 

@@ -144,7 +144,7 @@ def test_unreachable_server_is_one_line_and_changes_nothing(isolated: Path) -> N
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
     settings = load_settings()
-    register(settings, f"http://127.0.0.1:{port}/v1")
+    register(settings, f"http://127.0.0.1:{port}/v1", key_env=None)
     before = snapshot(isolated)
     result = CliRunner().invoke(cli, ["chat", "-m", "remote-smol", "hello"])
     assert result.exit_code == 1
@@ -167,3 +167,27 @@ def test_models_add_base_url_on_the_cli(server: tuple[str, Behaviour]) -> None:
     bad = runner.invoke(cli, ["models", "add", "x", "--base-url", "ftp://nowhere"])
     assert bad.exit_code == 1
     assert "Invalid server URL" in bad.stderr
+
+
+def test_a_key_variable_that_is_not_set_is_reported(server: tuple[str, Behaviour],
+                                                    settings: Settings) -> None:
+    url, _ = server
+    register(settings, url, key_env="FELDSPAR_TEST_UNSET_KEY")
+    with pytest.raises(RemoteError, match=r"\$FELDSPAR_TEST_UNSET_KEY, which is not set"):
+        feldspar.get_model("remote-smol", settings=settings)
+
+
+def test_the_global_key_goes_only_to_its_own_server(server: tuple[str, Behaviour],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    url, _ = server
+    monkeypatch.setenv("FELDSPAR_OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("FELDSPAR_OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    settings = load_settings()
+    register(settings, url, key_env=None)
+    with pytest.raises(RemoteError, match="401"):
+        feldspar.get_model("remote-smol", settings=settings).complete("hi")
+    monkeypatch.setenv("FELDSPAR_OPENAI_BASE_URL", url)
+    settings = load_settings()
+    register(settings, url, name="own-server", key_env=None)
+    reply = feldspar.get_model("own-server", settings=settings).complete("hi", max_tokens=2)
+    assert reply.usage.completion_tokens > 0

@@ -51,7 +51,7 @@ def feldspar(home: Path, endpoint: str, *args: str,
                           capture_output=True, timeout=300, check=False)
 
 
-def hf_cache(home: Path) -> Path:
+def hf_cache() -> Path:
     return Path(os.environ["HF_HOME"]) / "hub"
 
 
@@ -60,7 +60,7 @@ def test_pull_gguf_lands_in_hf_home_verified_and_runs(hub: tuple[Hub, str],
     state, url = hub
     done = feldspar(isolated, url, "models", "pull", "qwen2.5-0.5b-instruct")
     assert done.returncode == 0, done.stderr
-    repo = hf_cache(isolated) / "models--Qwen--Qwen2.5-0.5B-Instruct-GGUF"
+    repo = hf_cache() / "models--Qwen--Qwen2.5-0.5B-Instruct-GGUF"
     path = repo / "snapshots" / COMMIT / GGUF_FILE
     assert f"Pulled 'qwen2.5-0.5b-instruct' to {path}" in done.stdout
     assert path.read_bytes() == state.repos[GGUF_REPO][GGUF_FILE]
@@ -98,7 +98,7 @@ def test_interrupted_pull_resumes_with_a_range_request(hub: tuple[Hub, str],
     ranges = [e["range"] for e in state.log if e["method"] == "GET"
               and e["path"].endswith(GGUF_FILE)]
     assert ranges == [None, "bytes=3000000-"]
-    path = hf_cache(isolated) / "models--Qwen--Qwen2.5-0.5B-Instruct-GGUF" / "snapshots" / \
+    path = hf_cache() / "models--Qwen--Qwen2.5-0.5B-Instruct-GGUF" / "snapshots" / \
         COMMIT / GGUF_FILE
     assert path.read_bytes() == state.repos[GGUF_REPO][GGUF_FILE]
 
@@ -109,7 +109,7 @@ def test_corrupt_download_fails_its_checksum(hub: tuple[Hub, str], isolated: Pat
     done = feldspar(isolated, url, "models", "pull", "qwen2.5-0.5b-instruct")
     assert done.returncode == 1
     assert "failed its sha256 check" in done.stderr
-    repo = hf_cache(isolated) / "models--Qwen--Qwen2.5-0.5B-Instruct-GGUF"
+    repo = hf_cache() / "models--Qwen--Qwen2.5-0.5B-Instruct-GGUF"
     assert not list(repo.rglob("*.gguf"))
     assert not list((repo / "blobs").iterdir())
 
@@ -152,3 +152,23 @@ def test_pulling_a_model_that_is_not_downloadable(isolated: Path) -> None:
     done = feldspar(isolated, "http://127.0.0.1:9", "models", "pull", "smollm2")
     assert done.returncode == 1
     assert "is not downloadable" in done.stderr
+
+
+def test_a_hostile_listing_cannot_write_outside_the_cache(
+        weights: dict[str, dict[str, bytes]], isolated: Path, tmp_path: Path) -> None:
+    repos = {FOLDER_REPO: {**weights[FOLDER_REPO], "../../../../escape.json": b"{}"}}
+    with serve_hub(Hub(repos=repos)) as url:
+        done = feldspar(isolated, url, "models", "pull", "granite-embedding-30m-english")
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.rglob("escape.json"))
+
+
+def test_a_server_without_checksums_is_refused(weights: dict[str, dict[str, bytes]],
+                                               isolated: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Hub, "headers", lambda self, data: {"ETag": '"not-a-digest"'})
+    with serve_hub(Hub(repos=weights)) as url:
+        done = feldspar(isolated, url, "models", "pull", "qwen2.5-0.5b-instruct")
+    assert done.returncode == 1
+    assert "cannot be verified" in done.stderr
+    assert not list(hf_cache().rglob("*.gguf"))

@@ -85,3 +85,27 @@ def test_folder_with_pickled_weights_only_is_refused(tmp_path: Path) -> None:
     register_local(settings, "pickled", tmp_path, license_id="MIT")
     with pytest.raises(ModelError, match="does not load pickles"):
         feldspar.get_model("pickled", settings=settings)
+
+
+def test_non_ascii_output_is_decoded_whole(model: TransformersChat) -> None:
+    """Characters split over several tokens (emoji, CJK) must not come out as U+FFFD."""
+    choices = ("héllo 😀 日本", "ça va ✓")
+    for seed in range(2):
+        stream = model.stream("Pick one.", choices=choices, seed=seed, temperature=1.0)
+        text = "".join(stream)
+        assert text in choices
+        assert text == stream.result().text
+
+
+def test_a_choice_that_prefixes_another_can_end(model: TransformersChat) -> None:
+    ids = [model._tokenizer(c, add_special_tokens=False).input_ids for c in ("yes", "yes please")]
+    allowed = model._allowed(ids, ids[0])
+    assert allowed is not None
+    assert model._eos <= allowed  # "yes" is whole: ending here is allowed
+    assert ids[1][len(ids[0])] in allowed
+
+
+def test_unseeded_sampling_varies(model: TransformersChat) -> None:
+    replies = {model.complete("Write a sentence.", temperature=1.5, max_tokens=12).text
+               for _ in range(3)}
+    assert len(replies) > 1

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
 
     @property
     def config_path(self) -> Path:
+        """The settings file: FELDSPAR_HOME/feldspar.toml."""
         return self.home / CONFIG_FILE
 
     @classmethod
@@ -115,12 +116,15 @@ def load_settings(**overrides: Any) -> Settings:
     flags = {k: v for k, v in overrides.items() if v is not None}
     path = default_home() / CONFIG_FILE
     try:
+        if path.is_file() and "home" in tomllib.loads(path.read_text(encoding="utf-8")):
+            raise ConfigError(f"'home' cannot be set in {path}, which lives in it; set "
+                              "FELDSPAR_HOME instead")
         return Settings(**flags)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove that file") from exc
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Could not read settings from {path}: {exc}") from exc
 
 

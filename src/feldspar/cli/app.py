@@ -22,6 +22,11 @@ class FeldsparGroup(click.Group):
         except FeldsparError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except OSError as exc:  # FELDSPAR_HOME unwritable, disk full, a path that is a file...
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"Error: {exc.strerror or exc}{where}; check FELDSPAR_HOME and the "
+                       "paths given", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)

@@ -27,17 +27,19 @@ def models() -> None:
 
 def _status(spec: ModelSpec) -> str:
     """Whether the weights are here: installed, downloaded, not pulled, or missing."""
-    from feldspar.errors import FeldsparError
+    from feldspar.errors import FeldsparError, MissingDependency, ModelNotDownloaded
     from feldspar.models.weights import locate
 
     if spec.source.kind == "remote":
         return "remote"
     try:
         locate(spec)
-    except FeldsparError as exc:
-        name = exc.__class__.__name__
-        return {"ModelNotDownloaded": "not pulled", "MissingDependency": "needs extra"}.get(
-            name, "missing")
+    except ModelNotDownloaded:
+        return "not pulled"
+    except MissingDependency:
+        return "needs extra"
+    except FeldsparError:
+        return "missing"
     return "installed" if spec.origin == "builtin" else "ready"
 
 
@@ -143,6 +145,7 @@ def add(name: str, path: Path | None, base_url: str | None, remote_model: str | 
     """Register a local model file or folder, or a model on a server, under NAME."""
     from feldspar.config import load_settings
     from feldspar.models.adding import register_local, register_remote
+    from feldspar.models.spec import UNKNOWN_LICENSE
 
     if (path is None) == (base_url is None):
         raise click.UsageError("Give exactly one of --path and --base-url")
@@ -159,7 +162,7 @@ def add(name: str, path: Path | None, base_url: str | None, remote_model: str | 
                f"{spec.context_length} tokens of context) from {spec.source.describe()}")
     from feldspar.models.licenses import is_allowed
 
-    if spec.license == "NOASSERTION":
+    if spec.license == UNKNOWN_LICENSE:
         click.echo("Note: the file names no license, so the license policy refuses it; "
                    "add it again with --force --license SPDX-ID.", err=True)
     elif not is_allowed(spec, settings):

@@ -11,9 +11,8 @@ from feldspar.config import Settings
 from feldspar.errors import UserError
 from feldspar.models.catalog import BUILTIN
 from feldspar.models.gguf import check_gguf
-from feldspar.models.lookup import UNKNOWN_LICENSE
-from feldspar.models.registered import load_registered, save_registered
-from feldspar.models.spec import ROLES, Format, ModelSpec, Provenance, Role, Source
+from feldspar.models.registered import load_registered, registry_lock, save_registered
+from feldspar.models.spec import ROLES, UNKNOWN_LICENSE, Format, ModelSpec, Provenance, Role, Source
 
 # Hugging Face license tags (as GGUF files and model cards write them) to SPDX ids.
 _LICENSE_TAGS = {
@@ -172,14 +171,16 @@ def _check_name(name: str) -> None:
 
 
 def _save(settings: Settings, spec: ModelSpec, force: bool) -> None:
-    registered = load_registered(settings.home)
-    if any(s.name == spec.name for s in registered) and not force:
-        raise UserError(f"'{spec.name}' is already registered; use --force to replace it")
-    save_registered(settings.home, [s for s in registered if s.name != spec.name] + [spec])
+    with registry_lock(settings.home):
+        registered = load_registered(settings.home)
+        if any(s.name == spec.name for s in registered) and not force:
+            raise UserError(f"'{spec.name}' is already registered; use --force to replace it")
+        save_registered(settings.home, [s for s in registered if s.name != spec.name] + [spec])
 
 
 def unregister(settings: Settings, name: str) -> None:
-    registered = load_registered(settings.home)
-    if not any(s.name == name for s in registered):
-        raise UserError(f"'{name}' is not a registered model; see 'feldspar models list'")
-    save_registered(settings.home, [s for s in registered if s.name != name])
+    with registry_lock(settings.home):
+        registered = load_registered(settings.home)
+        if not any(s.name == name for s in registered):
+            raise UserError(f"'{name}' is not a registered model; see 'feldspar models list'")
+        save_registered(settings.home, [s for s in registered if s.name != name])

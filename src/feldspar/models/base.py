@@ -47,6 +47,8 @@ class GenerationOptions:
             raise UserError(f"temperature must be 0 or more, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
+        if any(not s for s in self.stop):
+            raise UserError("stop strings must not be empty")
         if self.logprobs is not None and not 0 <= self.logprobs <= 20:
             raise UserError(f"logprobs must be between 0 and 20, got {self.logprobs}")
         if self.choices is not None:
@@ -66,6 +68,11 @@ def as_messages(prompt: str | Sequence[Message], system: str | None = None) -> l
             message.get("content"), str
         ):
             raise UserError(f"Invalid chat message {message!r}: need a role and text content")
+        try:
+            message["content"].encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UserError("A message is not valid UTF-8 text (undecodable bytes at "
+                            f"position {exc.start}); check the input's encoding") from exc
     if system is not None:
         messages.insert(0, {"role": "system", "content": system})
     return messages
@@ -138,6 +145,8 @@ class Stream(Iterator[str]):
             close()
         if self._end is None:
             self._end = time.perf_counter()
+            self._finish = "cancelled"
+        self._pending.clear()
 
     def result(self) -> Completion:
         """Finish the generation (if not finished) and return it whole."""
@@ -180,6 +189,9 @@ class Model(ABC):
     @abstractmethod
     def _load(self) -> None: ...
 
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing native
+        """Free native resources now rather than at interpreter shutdown."""
+
 
 class ChatModel(Model):
     """A chat model. Subclasses implement `_load()` and `generate()`."""
@@ -206,6 +218,8 @@ class ChatModel(Model):
         if options is None:
             if isinstance(option_values.get("stop"), str):
                 option_values["stop"] = (option_values["stop"],)
+            if isinstance(option_values.get("choices"), str):
+                raise UserError("choices must be a list of strings, not one string")
             for key in ("stop", "choices"):
                 if option_values.get(key) is not None:
                     option_values[key] = tuple(option_values[key])

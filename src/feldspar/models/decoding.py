@@ -27,3 +27,31 @@ def split_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str, bool]:
                 keep = max(keep, size)
                 break
     return text[: len(text) - keep], text[len(text) - keep :], False
+
+
+class StopFilter:
+    """Generated text in, text safe to show out: stop strings never get through, even when
+    they arrive split across tokens.
+
+    Example:
+        >>> f = StopFilter(("END",))
+        >>> f.push("abc E"), f.push("N"), f.push("D more"), f.stopped
+        ('abc ', '', '', True)
+    """
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = stops
+        self.held = ""
+        self.stopped = False
+
+    def push(self, text: str) -> str:
+        """Take the next piece of text; return what can be shown now."""
+        if self.stopped:
+            return ""
+        shown, self.held, self.stopped = split_stop(self.held + text, self.stops)
+        return shown
+
+    def flush(self) -> str:
+        """At the end of generation: what was held back, unless a stop string ended it."""
+        rest, self.held = ("" if self.stopped else self.held), ""
+        return rest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from feldspar.config import Settings
 from feldspar.errors import LicenseRefused
-from feldspar.models.spec import ModelSpec
+from feldspar.models.spec import UNKNOWN_LICENSE, ModelSpec
 
 
 def is_allowed(spec: ModelSpec, settings: Settings) -> bool:
@@ -17,7 +17,7 @@ def check_license(spec: ModelSpec, settings: Settings) -> None:
     """Raise `LicenseRefused` with the way to allow the license, unless the policy allows it."""
     if is_allowed(spec, settings):
         return
-    if spec.license == "NOASSERTION":
+    if spec.license == UNKNOWN_LICENSE:
         raise LicenseRefused(
             f"Model '{spec.name}' has no known license, which the license policy does not "
             "allow; register it with its license: feldspar models add NAME --path FILE "

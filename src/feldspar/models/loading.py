@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -15,6 +16,15 @@ from feldspar.models.registry import chat_class, embed_class
 # Models stay loaded for the life of the process, so each loads once.
 _loaded: dict[tuple[Any, ...], Any] = {}
 _lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free native models before the interpreter tears down the modules they need."""
+    with _lock:
+        for model in _loaded.values():
+            model.close()
+        _loaded.clear()
 
 
 def _get(kind: str, name: str | None, settings: Settings | None) -> Any:

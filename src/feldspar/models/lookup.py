@@ -9,9 +9,8 @@ from feldspar.config import Settings
 from feldspar.errors import UnknownModelError, UserError
 from feldspar.models.catalog import BUILTIN
 from feldspar.models.registered import load_registered
-from feldspar.models.spec import Format, ModelSpec, Provenance, Role, Source
+from feldspar.models.spec import UNKNOWN_LICENSE, Format, ModelSpec, Provenance, Role, Source
 
-UNKNOWN_LICENSE = "NOASSERTION"
 _UNKNOWN = Provenance(trained_by="unknown", data="unknown", documentation="")
 
 

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -81,8 +81,11 @@ def _folder_complete(folder: Path) -> bool:
     if index.is_file():
         import json
 
-        shards = set(json.loads(index.read_text())["weight_map"].values())
-        return all((folder / shard).is_file() for shard in shards)
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False  # a damaged index: the folder is not usable as it is
+        return all((folder / str(shard)).is_file() for shard in shards)
     return (folder / "model.safetensors").is_file()
 
 
@@ -122,11 +125,19 @@ def _folder_files(hub: Any, spec: ModelSpec) -> list[str]:
     except Exception as exc:  # huggingface_hub raises many types; all mean "cannot list"
         raise _download_error(spec, exc) from exc
     names = [s.rfilename for s in info.siblings or []]
-    chosen = [n for n in names if any(fnmatch.fnmatch(n, p) for p in FOLDER_PATTERNS)]
+    chosen = [n for n in names if _safe_name(n)
+              and any(fnmatch.fnmatch(n, p) for p in FOLDER_PATTERNS)]
     if not any(n.endswith(".safetensors") for n in chosen):
         raise DownloadError(f"{source.repo} has no .safetensors weights; Feldspar does not "
                             "load pickled weights")
     return chosen
+
+
+def _safe_name(name: str) -> bool:
+    """A relative path inside the repo: never absolute, never climbing out with '..'."""
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not name.startswith("/") and "\\" not in name and all(
+        p not in ("..", ".", "") for p in parts)
 
 
 def _metadata(hub: Any, spec: ModelSpec, name: str) -> RemoteFile:
@@ -136,9 +147,12 @@ def _metadata(hub: Any, spec: ModelSpec, name: str) -> RemoteFile:
         meta = hub.get_hf_file_metadata(url)
     except Exception as exc:  # network errors, 404s, gated repos: all end the pull
         raise _download_error(spec, exc) from exc
-    if not meta.commit_hash or not meta.etag:
-        raise DownloadError(f"{url} did not answer like the Hugging Face Hub (no commit or "
-                            "ETag); check HF_ENDPOINT")
+    # These become file names in the cache, so they must be what the Hub sends: hex digests.
+    if not re.fullmatch(r"[0-9a-f]{40}", meta.commit_hash or "") or not re.fullmatch(
+            r"[0-9a-f]{40}|[0-9a-f]{64}", meta.etag or ""):
+        raise DownloadError(f"{url} did not answer like the Hugging Face Hub (no commit hash "
+                            "or no checksum ETag), so the file cannot be verified; check "
+                            "HF_ENDPOINT")
     return RemoteFile(name=name, size=meta.size, etag=meta.etag, commit=meta.commit_hash,
                       url=meta.location or url)
 
@@ -149,22 +163,20 @@ def _download_error(spec: ModelSpec, exc: Exception) -> DownloadError:
                          "check the network, HF_ENDPOINT and HF_TOKEN")
 
 
-def _expected_digest(remote: RemoteFile, sha256: str | None) -> tuple[str, str] | None:
+def _expected_digest(remote: RemoteFile, sha256: str | None) -> tuple[str, str]:
     """The checksum to verify: the catalog's sha256, the LFS ETag (a sha256), or the
     git blob sha1 that the Hub gives as ETag for small files."""
     if sha256:
         return "sha256", sha256.lower()
-    if re.fullmatch(r"[0-9a-f]{64}", remote.etag):
-        return "sha256", remote.etag
-    if re.fullmatch(r"[0-9a-f]{40}", remote.etag):
-        return "git-sha1", remote.etag
-    return None
+    return ("sha256" if len(remote.etag) == 64 else "git-sha1"), remote.etag
 
 
 def _fetch(hub: Any, root: Path, remote: RemoteFile, sha256: str | None,
            progress: Progress | None) -> None:
     blob = root / "blobs" / remote.etag
     link = root / "snapshots" / remote.commit / remote.name
+    if not link.resolve().is_relative_to(root.resolve()):
+        raise DownloadError(f"Refusing to write {remote.name!r} outside the cache")
     digest = _expected_digest(remote, sha256)
     if not blob.is_file():
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -181,9 +193,15 @@ def _fetch(hub: Any, root: Path, remote: RemoteFile, sha256: str | None,
 def _download(hub: Any, remote: RemoteFile, part: Path, progress: Progress | None) -> None:
     have = part.stat().st_size if part.exists() else 0
     total = remote.size or 0
-    if total and have >= total:
+    if total and have > total:  # not a prefix of this file: start again
+        part.unlink()
+        have = 0
+    if total and have == total:
         return
     headers = dict(hub.utils.build_hf_headers())
+    if httpx.URL(remote.url).host != httpx.URL(hub.constants.ENDPOINT).host:
+        # The token is for the Hub, never for the storage host it redirects to.
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
@@ -207,13 +225,11 @@ def _download(hub: Any, remote: RemoteFile, part: Path, progress: Progress | Non
         ) from exc
 
 
-def _verify(part: Path, remote: RemoteFile, digest: tuple[str, str] | None) -> None:
+def _verify(part: Path, remote: RemoteFile, digest: tuple[str, str]) -> None:
     size = part.stat().st_size
     if remote.size is not None and size != remote.size:
         raise DownloadError(f"{remote.name} is {size} bytes, expected {remote.size}; "
                             "run the same pull again to resume")
-    if digest is None:
-        return
     kind, expected = digest
     hasher = hashlib.sha256() if kind == "sha256" else hashlib.sha1()
     if kind == "git-sha1":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from feldspar.errors import ConfigError
@@ -25,6 +27,20 @@ def load_registered(home: Path) -> list[ModelSpec]:
         raise ConfigError(
             f"{path} is damaged ({exc.__class__.__name__}: {exc}); fix it or move it away"
         ) from exc
+
+
+@contextmanager
+def registry_lock(home: Path) -> Iterator[None]:
+    """Hold the registry for a read-modify-write, so two `models add` never lose an entry."""
+    import fcntl
+
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".models.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save_registered(home: Path, specs: list[ModelSpec]) -> None:

@@ -36,7 +36,9 @@ class SmokeResult:
 def smoke_test(model: str | None = None, timeout: float = 300.0) -> SmokeResult:
     """Generate one token with `model` in a child process; raise `ModelError` on a crash."""
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, model or ""], capture_output=True,
+        # -P: the current directory must not shadow modules (a stray ./json.py).
+        done = subprocess.run([sys.executable, "-P", "-c", _CHILD, model or ""],
+                              capture_output=True,
                               text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ModelError(f"The one-token smoke test did not finish in {timeout:.0f} s") from exc
@@ -52,5 +54,8 @@ def smoke_test(model: str | None = None, timeout: float = 300.0) -> SmokeResult:
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         raise ModelError(f"The smoke test failed: {lines[-1] if lines else 'no output'}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
-    return SmokeResult(model=model or "default", text=data["text"], tokens=data["tokens"])
+    try:
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+        return SmokeResult(model=model or "default", text=data["text"], tokens=data["tokens"])
+    except (IndexError, ValueError, KeyError) as exc:
+        raise ModelError(f"The smoke test printed no result: {done.stdout[-200:]!r}") from exc

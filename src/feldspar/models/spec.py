@@ -9,6 +9,9 @@ Format = Literal["gguf", "hf", "remote"]
 Role = Literal["chat", "embed", "guard", "rerank"]
 SourceKind = Literal["package", "path", "hf", "url", "remote"]
 
+UNKNOWN_LICENSE = "NOASSERTION"
+"""SPDX's word for "nobody said": what a model without a stated license carries."""
+
 FORMATS: tuple[Format, ...] = ("gguf", "hf", "remote")
 ROLES: tuple[Role, ...] = ("chat", "embed", "guard", "rerank")
 

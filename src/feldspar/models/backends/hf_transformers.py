@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from feldspar.datatypes import Delta, Message, TokenLogprob
 from feldspar.errors import ContextOverflow, ModelError, UnsupportedOption
 from feldspar.extras import require
 from feldspar.models.base import ChatModel, Embedder, GenerationOptions
-from feldspar.models.decoding import split_stop
+from feldspar.models.decoding import StopFilter
 from feldspar.models.templates import CHATML, ChatTemplate
 from feldspar.models.weights import locate
 
@@ -23,7 +22,7 @@ def load_pretrained(model: ChatModel | Embedder, auto_class: str) -> tuple[Any, 
     """(torch, tokenizer, model) for a spec's safetensors folder, never touching the Hub."""
     torch = prepare_torch(model.settings.threads)
     transformers = require("transformers", extra="transformers")
-    path = _folder(locate(model.spec))
+    path = safe_folder(locate(model.spec))
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         network = getattr(transformers, auto_class).from_pretrained(
@@ -34,12 +33,24 @@ def load_pretrained(model: ChatModel | Embedder, auto_class: str) -> tuple[Any, 
     return torch, tokenizer, network
 
 
-def _folder(path: Path) -> Path:
+PICKLES = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
+
+
+def safe_folder(path: Path) -> Path:
+    """`path` if it is a model folder whose weights are all safetensors.
+
+    A folder (or a sentence-transformers module folder inside it) whose weights exist only
+    as pickles is refused: loading them would run arbitrary code.
+    """
     if not path.is_dir() or not (path / "config.json").exists():
         raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
     if not any(path.glob("*.safetensors")):
-        # Only safetensors: a pytorch_model.bin would be unpickled, which Feldspar never does.
         raise ModelError(f"{path} has no .safetensors weights; Feldspar does not load pickles")
+    for pattern in PICKLES:
+        for pickle in path.rglob(pattern):
+            if not any(pickle.parent.glob("*.safetensors")):
+                raise ModelError(f"{pickle} holds pickled weights with no safetensors "
+                                 "beside them; Feldspar does not load pickles")
     return path
 
 
@@ -76,19 +87,26 @@ class TransformersChat(ChatModel):
         self._eos = {int(e) for e in eos if e is not None} | (
             {int(tok.eos_token_id)} if tok.eos_token_id is not None else set())
 
+    def _prompt_ids(self, messages: list[Message]) -> list[int]:
+        ids: list[int] = []
+        for text, is_content in self._template.segments(messages):
+            # Special tokens are read from the template's text only, never from messages.
+            ids += self._tokenizer(text, add_special_tokens=False,
+                                   split_special_tokens=is_content).input_ids
+        return ids
+
     def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
         if options.json_schema is not None:
             raise UnsupportedOption(
                 "The transformers backend cannot constrain output to a JSON schema; use a "
                 "GGUF model (llamacpp) or an OpenAI-compatible server")
         torch = self._torch
-        prompt = self._template.render(messages)
-        ids = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        prompt = self._prompt_ids(messages)
         limit = min(self.spec.context_length, self.settings.context_length)
-        if ids.shape[1] >= limit:
+        if len(prompt) >= limit:
             raise ContextOverflow(
-                f"The prompt is {ids.shape[1]} tokens but the context is {limit}; shorten it")
-        budget = limit - ids.shape[1]
+                f"The prompt is {len(prompt)} tokens but the context is {limit}; shorten it")
+        budget = limit - len(prompt)
         max_tokens = budget if options.max_tokens is None else min(options.max_tokens, budget)
         choices = None
         if options.choices is not None:
@@ -97,43 +115,59 @@ class TransformersChat(ChatModel):
         generator = torch.Generator()
         if options.seed is not None:
             generator.manual_seed(options.seed)
-        yield Delta(prompt_tokens=int(ids.shape[1]))
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        else:
+            generator.seed()
+        yield Delta(prompt_tokens=len(prompt))
+        stops = StopFilter(options.stop)
         produced: list[int] = []
-        held, finish, stopped, past, step_ids = "", "length", False, None, ids
+        sent = ""  # the decoded text already passed on
+        finish, past, step_ids = "length", None, torch.tensor([prompt])
         with torch.inference_mode():
             while len(produced) < max_tokens:
                 out = self._model(input_ids=step_ids, use_cache=True,
                                   **{self._cache_arg: past})
                 past = getattr(out, self._cache_arg, None) or out.past_key_values
                 logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-                allowed = _allowed(choices, produced)
+                allowed = self._allowed(choices, produced)
+                if allowed is not None and not allowed:  # a whole choice, and no EOS token
+                    finish = "stop"
+                    break
                 token = self._pick(logprobs, options, generator, allowed)
-                if token in self._eos or (allowed is not None and not allowed):
+                if token in self._eos:
                     finish = "stop"
                     break
                 produced.append(token)
                 lp = (self._logprob(logprobs, token, options.logprobs),) \
                     if options.logprobs is not None else ()
-                piece = self._tokenizer.convert_tokens_to_string(
-                    self._tokenizer.convert_ids_to_tokens([token]))
-                shown, held, stopped = split_stop(held + decoder.decode(piece.encode()),
-                                                  options.stop)
-                yield Delta(text=shown, tokens=1, logprobs=lp)
-                if stopped or (choices is not None and not _allowed(choices, produced)):
+                # Decode the whole reply and pass on what is new: a character split over
+                # tokens shows as U+FFFD until its last byte arrives, so hold it back.
+                text = self._tokenizer.decode(produced, skip_special_tokens=True)
+                piece = "" if text.endswith("\ufffd") else text[len(sent):]
+                sent += piece
+                yield Delta(text=stops.push(piece), tokens=1, logprobs=lp)
+                if stops.stopped:
                     finish = "stop"
                     break
                 step_ids = torch.tensor([[token]])
-        yield Delta(text="" if stopped else held + decoder.decode(b"", final=True),
-                    finish_reason=finish)
+        tail = self._tokenizer.decode(produced, skip_special_tokens=True)[len(sent):]
+        yield Delta(text=stops.push(tail) + stops.flush(), finish_reason=finish)
+
+    def _allowed(self, choices: list[list[int]] | None, produced: list[int]) -> set[int] | None:
+        """Tokens that keep the output on the way to one of the choices (None: free), and
+        end-of-text once the output is a whole choice."""
+        if choices is None:
+            return None
+        n = len(produced)
+        allowed = {c[n] for c in choices if len(c) > n and c[:n] == produced}
+        if produced in choices:
+            allowed |= self._eos
+        return allowed
 
     def _pick(self, logprobs: Any, options: GenerationOptions, generator: Any,
               allowed: set[int] | None) -> int:
         torch = self._torch
         scores = logprobs.clone()
         if allowed is not None:
-            if not allowed:
-                return -1
             mask = torch.full_like(scores, float("-inf"))
             mask[list(allowed)] = 0.0
             scores = scores + mask
@@ -154,14 +188,6 @@ class TransformersChat(ChatModel):
             alternatives = tuple((piece([int(i)]), float(v)) for v, i in zip(values, index,
                                                                             strict=True))
         return TokenLogprob(piece([token]), float(logprobs[token]), alternatives)
-
-
-def _allowed(choices: list[list[int]] | None, produced: list[int]) -> set[int] | None:
-    """Tokens that keep the output on the way to one of the choices (None: no constraint)."""
-    if choices is None:
-        return None
-    n = len(produced)
-    return {c[n] for c in choices if len(c) > n and c[:n] == produced}
 
 
 class TransformersEmbedder(Embedder):

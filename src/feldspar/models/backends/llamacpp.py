@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from feldspar.config import Settings
 from feldspar.datatypes import Delta, Message, TokenLogprob
-from feldspar.errors import ContextOverflow, ModelError
+from feldspar.errors import ContextOverflow, ModelError, UserError
 from feldspar.extras import require
 from feldspar.models.base import ChatModel, GenerationOptions
-from feldspar.models.decoding import split_stop
+from feldspar.models.decoding import StopFilter
 from feldspar.models.gguf import check_gguf
 from feldspar.models.grammar import choices_grammar, schema_grammar
+from feldspar.models.spec import ModelSpec
 from feldspar.models.templates import CHATML, ChatTemplate
 from feldspar.models.weights import locate
 
@@ -54,6 +56,12 @@ class LlamaCppChat(ChatModel):
 
     _llama: Any
     _template: ChatTemplate
+    _owner: int | None = None
+    """The thread whose generation holds the model, if any."""
+
+    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+        super().__init__(spec, settings)
+        self._gen_lock = threading.Lock()
 
     def _load(self) -> None:
         llama_cpp = require("llama_cpp", extra="llamacpp", purpose="GGUF models need llama.cpp")
@@ -76,7 +84,6 @@ class LlamaCppChat(ChatModel):
                 f"unsupported architecture ({exc}); re-download it"
             ) from exc
         self._llama_cpp = llama_cpp
-        self._gen_lock = threading.Lock()
         source = self._llama.metadata.get("tokenizer.chat_template") or CHATML
         self._template = ChatTemplate(
             source,
@@ -85,6 +92,18 @@ class LlamaCppChat(ChatModel):
             eos_token=self._piece(self._llama.token_eos()),
         )
         self._template.check()
+
+    def close(self) -> None:
+        # Never free the model under a running generation; give up rather than hang.
+        if not self._gen_lock.acquire(timeout=10):
+            return
+        try:
+            with self._lock:
+                if self._loaded:
+                    self._llama.close()
+                    self._loaded = False
+        finally:
+            self._gen_lock.release()
 
     def _piece(self, token: int) -> str:
         if token < 0:
@@ -101,13 +120,14 @@ class LlamaCppChat(ChatModel):
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def _prompt_tokens(self, messages: list[Message]) -> list[int]:
-        prompt = self._template.render(messages)
-        tokens: list[int] = self._llama.tokenize(prompt.encode("utf-8"), add_bos=True,
-                                                 special=True)
-        bos = self._llama.token_bos()
-        # A template that writes the BOS text itself would otherwise get a second BOS.
-        if len(tokens) > 1 and tokens[0] == tokens[1] == bos:
-            tokens = tokens[1:]
+        tokenize = self._llama.tokenize
+        tokens: list[int] = []
+        for text, is_content in self._template.segments(messages):
+            # Special tokens are read from the template's text only, never from messages.
+            tokens += tokenize(text.encode("utf-8"), add_bos=False, special=not is_content)
+        bos = tokenize(b"", add_bos=True, special=False)  # [BOS] if the model wants one
+        if bos and tokens[:1] != bos:
+            tokens = bos + tokens
         return tokens
 
     def _grammar(self, options: GenerationOptions) -> Any:
@@ -135,9 +155,19 @@ class LlamaCppChat(ChatModel):
         recorder = None
         if options.logprobs is not None:
             recorder = _LogprobRecorder(options.logprobs, self._piece)
-        yield Delta(prompt_tokens=len(tokens))
+        if self._owner == threading.get_ident():
+            raise UserError(
+                f"This thread already has an open stream on '{self.spec.name}'; read it to "
+                "the end or call its close() before starting another"
+            )
+        # One generation at a time per model: other threads wait here for their turn.
         with self._gen_lock:
-            yield from self._sample(tokens, options, max_tokens, grammar, recorder)
+            self._owner = threading.get_ident()
+            try:
+                yield Delta(prompt_tokens=len(tokens))
+                yield from self._sample(tokens, options, max_tokens, grammar, recorder)
+            finally:
+                self._owner = None
 
     def _sample(
         self,
@@ -152,7 +182,8 @@ class LlamaCppChat(ChatModel):
         is_eog = self._llama_cpp.llama_vocab_is_eog
         llama.set_seed(options.seed if options.seed is not None else random.getrandbits(32))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        held, generated, finish, stopped = "", 0, "length", False
+        stops = StopFilter(options.stop)
+        generated, finish = 0, "length"
         processors = None
         if recorder is not None:
             processors = self._llama_cpp.LogitsProcessorList([recorder])
@@ -173,13 +204,12 @@ class LlamaCppChat(ChatModel):
                     break
                 generated += 1
                 logprobs = (recorder.take(token),) if recorder is not None else ()
-                text = held + decoder.decode(llama.detokenize([token]))
-                shown, held, stopped = split_stop(text, options.stop)
+                shown = stops.push(decoder.decode(llama.detokenize([token])))
                 yield Delta(text=shown, tokens=1, logprobs=logprobs)
-                if stopped:
+                if stops.stopped:
                     finish = "stop"
                     break
                 if generated >= max_tokens:
                     break
-        tail = "" if stopped else held + decoder.decode(b"", final=True)
-        yield Delta(text=tail, finish_reason=finish)
+        yield Delta(text=stops.push(decoder.decode(b"", final=True)) + stops.flush(),
+                    finish_reason=finish)

@@ -24,8 +24,15 @@ class _Client:
             raise ModelError(f"Model '{owner.spec.name}' has no server URL")
         self.base_url = source.url.rstrip("/")
         self.model = source.remote_model or owner.spec.name
-        key = os.environ.get(source.api_key_env) if source.api_key_env else None
-        if key is None and settings.openai_api_key is not None:
+        key = None
+        if source.api_key_env:
+            key = os.environ.get(source.api_key_env)
+            if key is None:
+                raise RemoteError(f"Model '{owner.spec.name}' reads its API key from "
+                                  f"${source.api_key_env}, which is not set")
+        elif settings.openai_api_key is not None and settings.openai_base_url is not None \
+                and source.url.rstrip("/") == settings.openai_base_url.rstrip("/"):
+            # The global key belongs to openai_base_url only; never send it elsewhere.
             key = settings.openai_api_key.get_secret_value()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=self.base_url, headers=headers,
@@ -43,6 +50,9 @@ class _Client:
                         response.status_code, "see the server's log")
             return RemoteError(f"{self.base_url} answered {response.status_code}: {detail}; "
                                f"{hint}")
+        if isinstance(exc, ValueError):
+            return RemoteError(f"{self.base_url} sent a reply that is not valid JSON; is it "
+                               "an OpenAI-compatible server?")
         if isinstance(exc, httpx.TimeoutException):
             return RemoteError(f"{self.base_url} did not answer in time; check the server or "
                                "raise request_timeout")

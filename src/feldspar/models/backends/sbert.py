@@ -8,7 +8,7 @@ import numpy as np
 
 from feldspar.errors import ModelError
 from feldspar.extras import require
-from feldspar.models.backends.hf_transformers import prepare_torch
+from feldspar.models.backends.hf_transformers import prepare_torch, safe_folder
 from feldspar.models.base import Embedder
 from feldspar.models.weights import locate
 
@@ -19,16 +19,15 @@ class SentenceTransformerEmbedder(Embedder):
     _model: Any
 
     def _load(self) -> None:
-        path = locate(self.spec)
-        if not (path / "modules.json").exists() and not (path / "config.json").exists():
-            raise ModelError(f"{path} is not a sentence-transformers model folder")
+        path = safe_folder(locate(self.spec))
         st = require("sentence_transformers", extra="embed",
                      purpose="sentence-transformers embeddings need torch")
         prepare_torch(self.settings.threads)
         try:
             # A local folder and local_files_only: the library never reaches for the Hub.
-            self._model = st.SentenceTransformer(str(path), device="cpu",
-                                                 local_files_only=True)
+            self._model = st.SentenceTransformer(
+                str(path), device="cpu", local_files_only=True,
+                model_kwargs={"use_safetensors": True})
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"Could not load embedding model from {path}: {exc}") from exc
 
