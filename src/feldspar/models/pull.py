@@ -24,6 +24,7 @@ import httpx
 from feldspar.errors import DownloadError, UserError
 from feldspar.extras import require
 from feldspar.models.spec import ModelSpec
+from feldspar.models.weights import cached_path, repo_dir
 
 # The files of a safetensors model folder worth fetching; never pickles (*.bin, *.pt).
 FOLDER_PATTERNS = (
@@ -54,41 +55,6 @@ def _hub() -> Any:
     return hub
 
 
-def _repo_dir(hub: Any, repo: str) -> Path:
-    return Path(hub.constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
-
-
-def cached_path(spec: ModelSpec) -> Path | None:
-    """The local path of a pulled model, or None when it has not been pulled (completely)."""
-    source = spec.source
-    if source.kind != "hf" or source.repo is None:
-        return None
-    hub = _hub()
-    root = _repo_dir(hub, source.repo)
-    ref = root / "refs" / source.revision
-    commit = ref.read_text().strip() if ref.is_file() else source.revision
-    snapshot = root / "snapshots" / commit
-    if source.file is not None:
-        path = snapshot / source.file
-        return path if path.is_file() else None
-    return snapshot if _folder_complete(snapshot) else None
-
-
-def _folder_complete(folder: Path) -> bool:
-    if not (folder / "config.json").is_file():
-        return False
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        import json
-
-        try:
-            shards = set(json.loads(index.read_text())["weight_map"].values())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return False  # a damaged index: the folder is not usable as it is
-        return all((folder / str(shard)).is_file() for shard in shards)
-    return (folder / "model.safetensors").is_file()
-
-
 def pull(spec: ModelSpec, progress: Progress | None = None) -> Path:
     """Download `spec`'s weights (resuming a partial download) and return their local path.
 
@@ -105,7 +71,7 @@ def pull(spec: ModelSpec, progress: Progress | None = None) -> Path:
                             "or copy the file here and use 'feldspar models add NAME --path'")
     names = [source.file] if source.file else _folder_files(hub, spec)
     files = [_metadata(hub, spec, name) for name in names]
-    root = _repo_dir(hub, source.repo)
+    root = repo_dir(source.repo)
     for remote in files:
         expected = source.sha256 if source.file else None
         _fetch(hub, root, remote, expected, progress)

