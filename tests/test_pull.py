@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -172,3 +173,43 @@ def test_a_server_without_checksums_is_refused(weights: dict[str, dict[str, byte
     assert done.returncode == 1
     assert "cannot be verified" in done.stderr
     assert not list(hf_cache().rglob("*.gguf"))
+
+
+def test_pull_from_a_plain_url_verifies_sha256_and_resumes(
+        hub: tuple[Hub, str], isolated: Path, tmp_path: Path) -> None:
+    state, url = hub
+    data = state.repos[GGUF_REPO][GGUF_FILE]
+    file_url = f"{url}/{GGUF_REPO}/resolve/main/{GGUF_FILE}"
+    sha = hashlib.sha256(data).hexdigest()
+    added = feldspar(isolated, url, "models", "add", "team-model", "--url", file_url,
+                     "--sha256", sha, "--license", "Apache-2.0")
+    assert added.returncode == 0, added.stderr
+    state.cut_after = 2_000_000
+    before = snapshot(isolated)
+    first = feldspar(isolated, url, "models", "pull", "team-model")
+    assert first.returncode == 1
+    assert "run the same pull again to resume" in first.stderr
+    assert snapshot(isolated) == before
+    second = feldspar(isolated, url, "models", "pull", "team-model")
+    assert second.returncode == 0, second.stderr
+    ranges = [e["range"] for e in state.log if e["method"] == "GET"]
+    assert ranges == [None, "bytes=2000000-"]
+    path = tmp_path / "cache" / "feldspar" / "downloads" / sha / GGUF_FILE
+    assert path.read_bytes() == data
+    reply = feldspar(isolated, url, "chat", "-m", "team-model", "--max-tokens", "3", "Hi")
+    assert reply.returncode == 0, reply.stderr
+
+
+def test_url_models_need_a_checksum_and_a_matching_one(hub: tuple[Hub, str],
+                                                       isolated: Path) -> None:
+    _, url = hub
+    file_url = f"{url}/{GGUF_REPO}/resolve/main/{GGUF_FILE}"
+    missing = feldspar(isolated, url, "models", "add", "m", "--url", file_url)
+    assert missing.returncode == 1
+    assert "needs its --sha256" in missing.stderr
+    added = feldspar(isolated, url, "models", "add", "m", "--url", file_url, "--sha256",
+                     "0" * 64, "--license", "MIT")
+    assert added.returncode == 0
+    done = feldspar(isolated, url, "models", "pull", "m")
+    assert done.returncode == 1
+    assert "failed its sha256 check" in done.stderr

@@ -122,6 +122,7 @@ def show(name: str, as_json: bool) -> None:
 Examples:
   feldspar models add my-granite --path ~/models/granite.gguf --license Apache-2.0
   feldspar models add my-embedder --path ~/models/bge-small --role embed --license MIT
+  feldspar models add team-model --url https://artifacts.example/m.gguf --sha256 HEX
   feldspar models add granite-vllm --base-url http://gpu-box:8000/v1 \\
       --remote-model ibm-granite/granite-3.3-8b-instruct --license Apache-2.0
 """)
@@ -129,6 +130,8 @@ Examples:
 @click.option("--path", "path", type=click.Path(path_type=Path, exists=False),
               help="A .gguf file, or a folder of safetensors (Hugging Face layout).")
 @click.option("--base-url", help="An OpenAI-compatible server's base URL, instead of --path.")
+@click.option("--url", help="A .gguf file to download with 'models pull', instead of --path.")
+@click.option("--sha256", help="The --url file's sha256, to verify the download.")
 @click.option("--remote-model", help="The model id the server knows (default: NAME).")
 @click.option("--api-key-env", help="Environment variable that holds the server's API key.")
 @click.option("--license", "license_id",
@@ -139,18 +142,22 @@ Examples:
 @click.option("--context-length", type=click.IntRange(min=16),
               help="Context window in tokens (read from the file if absent).")
 @click.option("--force", is_flag=True, help="Replace a registered model of the same name.")
-def add(name: str, path: Path | None, base_url: str | None, remote_model: str | None,
-        api_key_env: str | None, license_id: str | None, roles: tuple[str, ...],
-        context_length: int | None, force: bool) -> None:
-    """Register a local model file or folder, or a model on a server, under NAME."""
+def add(name: str, path: Path | None, base_url: str | None, url: str | None,
+        sha256: str | None, remote_model: str | None, api_key_env: str | None,
+        license_id: str | None, roles: tuple[str, ...], context_length: int | None,
+        force: bool) -> None:
+    """Register a local model file or folder, a file to download, or a model on a server."""
     from feldspar.config import load_settings
-    from feldspar.models.adding import register_local, register_remote
+    from feldspar.models.adding import register_local, register_remote, register_url
     from feldspar.models.spec import UNKNOWN_LICENSE
 
-    if (path is None) == (base_url is None):
-        raise click.UsageError("Give exactly one of --path and --base-url")
+    if sum(x is not None for x in (path, base_url, url)) != 1:
+        raise click.UsageError("Give exactly one of --path, --url and --base-url")
     settings = load_settings()
-    if base_url is not None:
+    if url is not None:
+        spec = register_url(settings, name, url, sha256=sha256, license_id=license_id,
+                            roles=roles, context_length=context_length, force=force)
+    elif base_url is not None:
         spec = register_remote(settings, name, base_url, remote_model=remote_model,
                                license_id=license_id, api_key_env=api_key_env, roles=roles,
                                context_length=context_length, force=force)

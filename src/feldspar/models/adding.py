@@ -156,6 +156,38 @@ def register_remote(settings: Settings, name: str, base_url: str, *, remote_mode
     return spec
 
 
+def register_url(settings: Settings, name: str, url: str, *, sha256: str | None,
+                 license_id: str | None, roles: tuple[str, ...] = (),
+                 context_length: int | None = None, force: bool = False) -> ModelSpec:
+    """Record a GGUF file to download from a plain URL, verified against its sha256."""
+    from urllib.parse import urlsplit
+
+    _check_name(name)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"Invalid URL '{url}': give http(s)://HOST/PATH/FILE.gguf")
+    if not parts.path.endswith(".gguf"):
+        raise UserError(f"'{url}' does not name a .gguf file; only single GGUF files can be "
+                        "pulled from a URL")
+    if not sha256 or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise UserError("A model from a URL needs its --sha256 (64 hex digits), so that the "
+                        "download can be verified")
+    spec = ModelSpec(
+        name=name,
+        family="unknown",
+        format="gguf",
+        source=Source(kind="url", url=url, sha256=sha256.lower()),
+        license=license_id or UNKNOWN_LICENSE,
+        provenance=Provenance(trained_by="unknown", data="unknown", documentation=url),
+        roles=_roles(roles),
+        context_length=context_length or settings.context_length,
+        origin="registered",
+        description=f"downloaded from {url}",
+    )
+    _save(settings, spec, force)
+    return spec
+
+
 def _roles(roles: tuple[str, ...]) -> tuple[Role, ...]:
     unknown = set(roles) - set(ROLES)
     if unknown:

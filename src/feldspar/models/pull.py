@@ -24,7 +24,7 @@ import httpx
 from feldspar.errors import DownloadError, UserError
 from feldspar.extras import require
 from feldspar.models.spec import ModelSpec
-from feldspar.models.weights import cached_path, repo_dir
+from feldspar.models.weights import cached_path, repo_dir, url_path
 
 # The files of a safetensors model folder worth fetching; never pickles (*.bin, *.pt).
 FOLDER_PATTERNS = (
@@ -62,9 +62,11 @@ def pull(spec: ModelSpec, progress: Progress | None = None) -> Path:
     nothing partial ever appears as a usable model.
     """
     source = spec.source
+    if source.kind == "url":
+        return _pull_url(spec, progress)
     if source.kind != "hf" or source.repo is None:
         raise UserError(f"'{spec.name}' is not downloadable ({source.describe()}); "
-                        "only Hugging Face catalog models can be pulled")
+                        "only models from the Hugging Face Hub or a URL can be pulled")
     hub = _hub()
     if hub.constants.HF_HUB_OFFLINE:
         raise DownloadError("HF_HUB_OFFLINE is set, so nothing can be downloaded; unset it, "
@@ -82,6 +84,25 @@ def pull(spec: ModelSpec, progress: Progress | None = None) -> Path:
     if found is None:
         raise DownloadError(f"Pulled '{spec.name}' but its files are incomplete; pull again")
     return found
+
+
+def _pull_url(spec: ModelSpec, progress: Progress | None) -> Path:
+    """One file from a plain URL (an internal artifact server, say), checked by sha256."""
+    source = spec.source
+    if not source.sha256 or not re.fullmatch(r"[0-9a-f]{64}", source.sha256):
+        raise UserError(f"'{spec.name}' has no sha256 to verify its download against; add it "
+                        "again with --sha256")
+    path = url_path(spec)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".incomplete")
+    remote = RemoteFile(name=path.name, size=None, etag=source.sha256, commit="",
+                        url=str(source.url))
+    _download(remote, part, progress, headers={})
+    _verify(part, remote, ("sha256", source.sha256))
+    os.replace(part, path)
+    return path
 
 
 def _folder_files(hub: Any, spec: ModelSpec) -> list[str]:
@@ -147,7 +168,11 @@ def _fetch(hub: Any, root: Path, remote: RemoteFile, sha256: str | None,
     if not blob.is_file():
         blob.parent.mkdir(parents=True, exist_ok=True)
         part = blob.with_name(blob.name + ".incomplete")
-        _download(hub, remote, part, progress)
+        headers = dict(hub.utils.build_hf_headers())
+        if httpx.URL(remote.url).host != httpx.URL(hub.constants.ENDPOINT).host:
+            # The token is for the Hub, never for the storage host it redirects to.
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        _download(remote, part, progress, headers)
         _verify(part, remote, digest)
         os.replace(part, blob)
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +181,8 @@ def _fetch(hub: Any, root: Path, remote: RemoteFile, sha256: str | None,
         link.symlink_to(os.path.relpath(blob, link.parent))
 
 
-def _download(hub: Any, remote: RemoteFile, part: Path, progress: Progress | None) -> None:
+def _download(remote: RemoteFile, part: Path, progress: Progress | None,
+              headers: dict[str, str]) -> None:
     have = part.stat().st_size if part.exists() else 0
     total = remote.size or 0
     if total and have > total:  # not a prefix of this file: start again
@@ -164,10 +190,7 @@ def _download(hub: Any, remote: RemoteFile, part: Path, progress: Progress | Non
         have = 0
     if total and have == total:
         return
-    headers = dict(hub.utils.build_hf_headers())
-    if httpx.URL(remote.url).host != httpx.URL(hub.constants.ENDPOINT).host:
-        # The token is for the Hub, never for the storage host it redirects to.
-        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    headers = dict(headers)
     if have:
         headers["Range"] = f"bytes={have}-"
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from feldspar.errors import MissingDependency, ModelError, ModelNotDownloaded, UserError
 from feldspar.models.spec import ModelSpec
@@ -73,6 +74,16 @@ def hub_cache() -> Path:
     return Path(home).expanduser() / "hub"
 
 
+def url_path(spec: ModelSpec) -> Path:
+    """Where a model downloaded from a plain URL lives: Feldspar's download cache, keyed by
+    the file's sha256 (so FELDSPAR_HOME holds settings and state, never partial weights)."""
+    from platformdirs import user_cache_path
+
+    name = PurePosixPath(urlsplit(str(spec.source.url)).path).name or "model.gguf"
+    root = user_cache_path("feldspar", appauthor=False)  # ~/.cache/feldspar, XDG_CACHE_HOME
+    return root / "downloads" / str(spec.source.sha256) / name
+
+
 def repo_dir(repo: str) -> Path:
     return hub_cache() / ("models--" + repo.replace("/", "--"))
 
@@ -80,6 +91,9 @@ def repo_dir(repo: str) -> Path:
 def cached_path(spec: ModelSpec) -> Path | None:
     """The local path of a pulled model, or None when it has not been pulled (completely)."""
     source = spec.source
+    if source.kind == "url":
+        path = url_path(spec)
+        return path if path.is_file() else None
     if source.kind != "hf" or source.repo is None:
         return None
     root = repo_dir(source.repo)
