@@ -63,6 +63,8 @@ def as_messages(prompt: str | Sequence[Message], system: str | None = None) -> l
     messages: list[Message] = (
         [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     )
+    if system is not None:
+        messages.insert(0, {"role": "system", "content": system})
     for message in messages:
         if message.get("role") not in ("system", "user", "assistant") or not isinstance(
             message.get("content"), str
@@ -73,8 +75,6 @@ def as_messages(prompt: str | Sequence[Message], system: str | None = None) -> l
         except UnicodeEncodeError as exc:
             raise UserError("A message is not valid UTF-8 text (undecodable bytes at "
                             f"position {exc.start}); check the input's encoding") from exc
-    if system is not None:
-        messages.insert(0, {"role": "system", "content": system})
     return messages
 
 
