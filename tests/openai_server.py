@@ -135,12 +135,21 @@ def _usage(done: Any) -> dict[str, int]:
             "total_tokens": done.usage.total_tokens}
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (the tests make some) are not errors worth printing."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 @contextmanager
 def serve() -> Iterator[tuple[str, Behaviour]]:
     """Run the server on a free loopback port; yield its base URL and its behaviour switch."""
     behaviour = Behaviour()
     handler = type("BoundHandler", (Handler,), {"behaviour": behaviour})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

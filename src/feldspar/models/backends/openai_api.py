@@ -15,6 +15,10 @@ from feldspar.errors import ModelError, RemoteError
 from feldspar.models.base import ChatModel, Embedder, GenerationOptions
 
 
+class _Rejected(RemoteError):
+    """The server refused the request (400, 422, or 500 from some): maybe its shape."""
+
+
 class _Client:
     """The HTTP side shared by chat and embeddings: base URL, key, errors in one place."""
 
@@ -48,8 +52,9 @@ class _Client:
             hint = {401: "check the API key", 403: "check the API key",
                     404: f"check that the server serves model '{self.model}'"}.get(
                         response.status_code, "see the server's log")
-            return RemoteError(f"{self.base_url} answered {response.status_code}: {detail}; "
-                               f"{hint}")
+            # llama-cpp-python's server reports a request it cannot parse as a 500.
+            kind = _Rejected if response.status_code in (400, 422, 500) else RemoteError
+            return kind(f"{self.base_url} answered {response.status_code}: {detail}; {hint}")
         if isinstance(exc, ValueError):
             return RemoteError(f"{self.base_url} sent a reply that is not valid JSON; is it "
                                "an OpenAI-compatible server?")
@@ -107,6 +112,9 @@ class OpenAIChat(ChatModel):
     """Chat through /v1/chat/completions, streamed."""
 
     _client: _Client
+    _schema_style = "json_schema"
+    """How this server takes a JSON schema: OpenAI's "json_schema" response format, or
+    the older {"type": "json_object", "schema": ...} (llama-cpp-python's server)."""
 
     def _load(self) -> None:
         self._client = _Client(self)
@@ -130,36 +138,65 @@ class OpenAIChat(ChatModel):
         if options.choices is not None:
             # Portable across servers: a one-field object whose value is an enum.
             schema = _choice_schema(options.choices)
-        if schema is not None:
+        if schema is not None and self._schema_style == "json_schema":
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "output", "schema": schema,
                                                        "strict": True}}
+        elif schema is not None:
+            body["response_format"] = {"type": "json_object", "schema": schema}
         return body
+
+    def _events(self, messages: list[Message],
+                options: GenerationOptions) -> Iterator[dict[str, Any]]:
+        """The reply's events; a server that rejects OpenAI's json_schema format is asked
+        again, once, in the older json_object form."""
+        body = self._body(messages, options)
+        events = self._client.events("/chat/completions", body)
+        try:
+            first = next(events, None)
+        except _Rejected:
+            if "response_format" not in body or self._schema_style != "json_schema":
+                raise
+            self._schema_style = "json_object"
+            events = self._client.events("/chat/completions", self._body(messages, options))
+            first = next(events, None)
+        if first is not None:
+            yield first
+            yield from events
 
     def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
         usage: dict[str, Any] | None = None
         finish, chunks, parts = "stop", 0, []
         buffer = options.choices is not None  # the wire carries JSON; show only the choice
-        for event in self._client.events("/chat/completions", self._body(messages, options)):
+        for event in self._events(messages, options):
             usage = event.get("usage") or usage
             for choice in event.get("choices") or []:
                 text = (choice.get("delta") or {}).get("content") or ""
                 logprobs = _logprobs(choice.get("logprobs"))
                 if text or logprobs:
                     chunks += 1
-                    if buffer:
-                        parts.append(text)
-                    else:
+                    parts.append(text)
+                    if not buffer:
                         yield Delta(text=text, tokens=max(1, len(logprobs)), logprobs=logprobs)
                 if choice.get("finish_reason"):
                     finish = "length" if choice["finish_reason"] == "length" else "stop"
         if buffer:
             yield Delta(text=self._chosen("".join(parts), options), tokens=chunks)
+        elif options.json_schema is not None and finish == "stop":
+            self._check_json("".join(parts))  # a reply cut by max_tokens is "length" instead
         if usage is None:
             yield Delta(finish_reason=finish)
         else:
             yield Delta(finish_reason=finish, prompt_tokens=int(usage["prompt_tokens"]),
                         completion_tokens=int(usage["completion_tokens"]))
+
+    def _check_json(self, raw: str) -> None:
+        try:
+            json.loads(raw)
+        except ValueError as exc:
+            raise RemoteError(f"{self._client.base_url} ignored the output constraint (the "
+                              f"reply is not JSON: {raw[:80]!r}); it needs json_schema "
+                              "response_format") from exc
 
     def _chosen(self, raw: str, options: GenerationOptions) -> str:
         try:
