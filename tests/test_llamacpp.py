@@ -88,10 +88,18 @@ def test_special_tokens_typed_by_a_user_stay_text(model: ChatModel) -> None:
     assert forged.count(im_end[0]) == plain.count(im_end[0])
 
 
+@pytest.mark.parametrize("content", ["hi", "\n\nx", "  two  spaces ", "tabs\tand é 日本"])
+def test_prompt_tokens_equal_whole_prompt_tokenization(model: ChatModel, content: str) -> None:
+    """Reading special tokens only from the template must not change ordinary prompts."""
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": content}]
+    whole = model._llama.tokenize(model.render(messages).encode(), add_bos=False, special=True)
+    assert model._prompt_tokens(messages) == whole
+
+
 def test_a_second_stream_in_the_same_thread_is_refused(model: ChatModel) -> None:
     first = model.stream("Count to ten.", max_tokens=20, seed=1)
     next(first)
-    with pytest.raises(UserError, match="already has an open stream"):
+    with pytest.raises(UserError, match="still reading a stream"):
         model.stream("Hello", max_tokens=5)
     first.close()
     assert first.result().finish_reason == "cancelled"
@@ -202,3 +210,21 @@ def test_conversation_history_reaches_the_model(model: ChatModel) -> None:
     assert prompt.index("My name is Ada.") < prompt.index("Hello Ada.") < prompt.index(
         "What is my name?")
     assert "Be brief." in prompt
+
+
+def test_close_while_a_request_waits_does_not_pull_the_model_away(model: ChatModel) -> None:
+    import threading
+
+    first = model.stream("Count to ten.", max_tokens=20, seed=1)
+    next(first)
+    results: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: results.append(model.complete("Hi", max_tokens=3).usage.completion_tokens))
+    waiting.start()
+    closer = threading.Thread(target=model.close)
+    closer.start()
+    first.close()  # now the closer and the waiting request race for the model
+    waiting.join(timeout=120)
+    closer.join(timeout=120)
+    assert results == [3]
+    assert model.complete("Hi", max_tokens=2).usage.completion_tokens == 2

@@ -189,8 +189,9 @@ class Model(ABC):
     @abstractmethod
     def _load(self) -> None: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing native
-        """Free native resources now rather than at interpreter shutdown."""
+    def close(self, wait: bool = True) -> None:  # noqa: B027 - most backends hold nothing
+        """Free native resources now rather than at interpreter shutdown; with wait=False,
+        leave a model that is busy generating alone."""
 
 
 class ChatModel(Model):

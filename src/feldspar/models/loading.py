@@ -23,7 +23,7 @@ def _close_all() -> None:
     """Free native models before the interpreter tears down the modules they need."""
     with _lock:
         for model in _loaded.values():
-            model.close()
+            model.close(wait=False)  # a stream left open must not hold up the exit
         _loaded.clear()
 
 

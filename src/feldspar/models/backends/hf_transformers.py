@@ -14,7 +14,7 @@ from feldspar.errors import ContextOverflow, ModelError, UnsupportedOption
 from feldspar.extras import require
 from feldspar.models.base import ChatModel, Embedder, GenerationOptions
 from feldspar.models.decoding import StopFilter
-from feldspar.models.templates import CHATML, ChatTemplate
+from feldspar.models.templates import CHATML, ChatTemplate, prompt_runs
 from feldspar.models.weights import locate
 
 
@@ -88,11 +88,13 @@ class TransformersChat(ChatModel):
             {int(tok.eos_token_id)} if tok.eos_token_id is not None else set())
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
+        tok = self._tokenizer
+        specials = [t.content for t in tok.added_tokens_decoder.values() if t.special]
         ids: list[int] = []
-        for text, is_content in self._template.segments(messages):
-            # Special tokens are read from the template's text only, never from messages.
-            ids += self._tokenizer(text, add_special_tokens=False,
-                                   split_special_tokens=is_content).input_ids
+        for text, special in prompt_runs(self._template, messages, specials):
+            # Special tokens come from the template's text only, never from messages.
+            ids += [tok.convert_tokens_to_ids(text)] if special else tok(
+                text, add_special_tokens=False, split_special_tokens=True).input_ids
         return ids
 
     def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:

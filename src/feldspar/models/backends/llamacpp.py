@@ -21,7 +21,7 @@ from feldspar.models.decoding import StopFilter
 from feldspar.models.gguf import check_gguf
 from feldspar.models.grammar import choices_grammar, schema_grammar
 from feldspar.models.spec import ModelSpec
-from feldspar.models.templates import CHATML, ChatTemplate
+from feldspar.models.templates import CHATML, ChatTemplate, prompt_runs
 from feldspar.models.weights import locate
 
 
@@ -92,10 +92,20 @@ class LlamaCppChat(ChatModel):
             eos_token=self._piece(self._llama.token_eos()),
         )
         self._template.check()
+        self._specials = self._special_texts()
 
-    def close(self) -> None:
+    def _special_texts(self) -> list[str]:
+        """The text of every control and user-defined token: what tokenizing with
+        special=True turns into single tokens."""
+        cpp, vocab = self._llama_cpp, self._llama._model.vocab
+        wanted = cpp.LLAMA_TOKEN_ATTR_CONTROL | cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        return [piece for token in range(cpp.llama_vocab_n_tokens(vocab))
+                if cpp.llama_vocab_get_attr(vocab, token) & wanted
+                and (piece := self._piece(token))]
+
+    def close(self, wait: bool = True) -> None:
         # Never free the model under a running generation; give up rather than hang.
-        if not self._gen_lock.acquire(timeout=10):
+        if not self._gen_lock.acquire(timeout=10 if wait else 0):
             return
         try:
             with self._lock:
@@ -122,9 +132,9 @@ class LlamaCppChat(ChatModel):
     def _prompt_tokens(self, messages: list[Message]) -> list[int]:
         tokenize = self._llama.tokenize
         tokens: list[int] = []
-        for text, is_content in self._template.segments(messages):
-            # Special tokens are read from the template's text only, never from messages.
-            tokens += tokenize(text.encode("utf-8"), add_bos=False, special=not is_content)
+        for text, special in prompt_runs(self._template, messages, self._specials):
+            # Special tokens come from the template's text only, never from messages.
+            tokens += tokenize(text.encode("utf-8"), add_bos=False, special=special)
         bos = tokenize(b"", add_bos=True, special=False)  # [BOS] if the model wants one
         if bos and tokens[:1] != bos:
             tokens = bos + tokens
@@ -140,6 +150,21 @@ class LlamaCppChat(ChatModel):
         return self._llama_cpp.LlamaGrammar.from_string(text, verbose=False)
 
     def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
+        if self._owner == threading.get_ident():
+            raise UserError(
+                f"This thread is still reading a stream of '{self.spec.name}'; read it to "
+                "the end or call its close() before starting another"
+            )
+        # One generation at a time per model: other threads wait here for their turn.
+        with self._gen_lock:
+            self._owner = threading.get_ident()
+            try:
+                self.load()  # close() may have freed the model while this request waited
+                yield from self._generate(messages, options)
+            finally:
+                self._owner = None
+
+    def _generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
         llama = self._llama
         tokens = self._prompt_tokens(messages)
         n_ctx = llama.n_ctx()
@@ -155,19 +180,8 @@ class LlamaCppChat(ChatModel):
         recorder = None
         if options.logprobs is not None:
             recorder = _LogprobRecorder(options.logprobs, self._piece)
-        if self._owner == threading.get_ident():
-            raise UserError(
-                f"This thread already has an open stream on '{self.spec.name}'; read it to "
-                "the end or call its close() before starting another"
-            )
-        # One generation at a time per model: other threads wait here for their turn.
-        with self._gen_lock:
-            self._owner = threading.get_ident()
-            try:
-                yield Delta(prompt_tokens=len(tokens))
-                yield from self._sample(tokens, options, max_tokens, grammar, recorder)
-            finally:
-                self._owner = None
+        yield Delta(prompt_tokens=len(tokens))
+        yield from self._sample(tokens, options, max_tokens, grammar, recorder)
 
     def _sample(
         self,
@@ -199,6 +213,9 @@ class LlamaCppChat(ChatModel):
         )
         with contextlib.closing(tokens_out):
             for token in tokens_out:
+                # The thread reading the stream now; a stream may move between the workers
+                # of a pool, and only its current reader would wait on itself.
+                self._owner = threading.get_ident()
                 if is_eog(vocab, token):
                     finish = "stop"
                     break

@@ -154,12 +154,16 @@ class OpenAIChat(ChatModel):
         events = self._client.events("/chat/completions", body)
         try:
             first = next(events, None)
-        except _Rejected:
-            if "response_format" not in body or self._schema_style != "json_schema":
+        except _Rejected as exc:
+            # Only a complaint about the format itself earns a retry in the older form.
+            if "response_format" not in body or self._schema_style != "json_schema" or not (
+                    "json_schema" in str(exc) or "response_format" in str(exc)):
                 raise
-            self._schema_style = "json_object"
-            events = self._client.events("/chat/completions", self._body(messages, options))
+            body["response_format"] = {"type": "json_object",
+                                       "schema": body["response_format"]["json_schema"]["schema"]}
+            events = self._client.events("/chat/completions", body)
             first = next(events, None)
+            self._schema_style = "json_object"  # it worked: remember it for this server
         if first is not None:
             yield first
             yield from events
