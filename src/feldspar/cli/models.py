@@ -206,19 +206,19 @@ def pull(name: str) -> None:
 
     settings = load_settings()
     spec = find_spec(name, settings)
-    with _progress_bar() as progress:
+    with _ProgressBars() as progress:
         path = pull_model(spec, progress=progress)
     click.echo(f"Pulled '{spec.name}' to {path}")
 
 
-class _progress_bar:
+class _ProgressBars:
     """A tqdm bar on stderr per file, fed by pull's progress callback."""
 
     def __enter__(self) -> Any:
-        from tqdm import tqdm
+        from feldspar.extras import require
 
         self._bars: dict[str, Any] = {}
-        self._tqdm = tqdm
+        self._tqdm = require("tqdm", extra="hub", purpose="Progress bars need tqdm").tqdm
         return self
 
     def __call__(self, done: int, total: int, name: str) -> None:
