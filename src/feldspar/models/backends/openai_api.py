@@ -48,7 +48,8 @@ class _Client:
             try:
                 detail = response.json()["error"]["message"]
             except (ValueError, KeyError, TypeError):
-                detail = response.text[:200] or response.reason_phrase
+                detail = response.text or response.reason_phrase
+            detail = " ".join(str(detail).split())[:300]  # one line, whatever the server sent
             hint = {401: "check the API key", 403: "check the API key",
                     404: f"check that the server serves model '{self.model}'"}.get(
                         response.status_code, "see the server's log")
