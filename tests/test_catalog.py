@@ -132,6 +132,14 @@ def test_unknown_model_on_the_cli_is_one_line(isolated: Path) -> None:
                              "'mistral-7b-instruct-v0.3'? Run 'feldspar models list'\n")
 
 
+def test_a_file_path_as_model_name_says_how_to_register_it(settings: Settings,
+                                                            tmp_path: Path) -> None:
+    model_file = tmp_path / "model.gguf"
+    model_file.write_bytes(b"GGUF")
+    with pytest.raises(UnknownModelError, match="is a file, not a model name; register it"):
+        find_spec(str(model_file), settings)
+
+
 def test_adhoc_backend_reference_has_unknown_license(settings: Settings) -> None:
     spec = find_spec("llamacpp:/models/x.gguf", settings)
     assert (spec.backend, spec.source.path, spec.license) == (

@@ -35,7 +35,12 @@ def find_spec(name: str, settings: Settings) -> ModelSpec:
         if folded == spec.name.casefold() or folded in (a.casefold() for a in spec.aliases):
             return spec
     backend, sep, ref = name.partition(":")
-    if sep and backend and ref and not Path(name).exists():
+    if Path(name).expanduser().exists():
+        raise UnknownModelError(
+            f"'{name}' is a file, not a model name; register it with its license first: "
+            f"feldspar models add NAME --path {name} --license SPDX-ID"
+        )
+    if sep and backend and ref:
         return adhoc_spec(backend, ref, settings)
     close = closest(name, [s.name for s in specs] + [a for s in specs for a in s.aliases])
     hint = f" Did you mean '{close}'?" if close else ""
