@@ -12,7 +12,6 @@ SourceKind = Literal["package", "path", "hf", "url", "remote"]
 UNKNOWN_LICENSE = "NOASSERTION"
 """SPDX's word for "nobody said": what a model without a stated license carries."""
 
-FORMATS: tuple[Format, ...] = ("gguf", "hf", "remote")
 ROLES: tuple[Role, ...] = ("chat", "embed", "guard", "rerank")
 
 

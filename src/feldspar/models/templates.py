@@ -234,6 +234,13 @@ class ChatTemplate:
             self.render(PROBE[1:])
 
 
+@functools.lru_cache(maxsize=8)
+def _special_pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for a model's special tokens, longest first; compiled once per model."""
+    texts = sorted((s for s in specials if s), key=len, reverse=True)
+    return re.compile("|".join(re.escape(s) for s in texts)) if texts else None
+
+
 def prompt_runs(template: ChatTemplate, messages: list[Message],
                 specials: Sequence[str]) -> list[tuple[str, bool]]:
     """The prompt as (text, is_special_token) runs, ready for a tokenizer.
@@ -258,8 +265,7 @@ def prompt_runs(template: ChatTemplate, messages: list[Message],
                 f"{next(s for m in messages for s in specials if s and s in m['content'])!r})"
                 ", which this model's chat template cannot keep apart; remove it")
         pieces = [(template.render(messages), False)]
-    pattern = re.compile("|".join(re.escape(s) for s in sorted(
-        (s for s in specials if s), key=len, reverse=True))) if specials else None
+    pattern = _special_pattern(tuple(specials))
     runs: list[tuple[str, bool]] = []
     text: list[str] = []
     for piece, is_content in pieces:

@@ -82,6 +82,7 @@ class TransformersChat(ChatModel):
             tok.chat_template or CHATML, name=self.spec.name,
             bos_token=tok.bos_token or "", eos_token=tok.eos_token or "")
         self._template.check()
+        self._specials = tuple(t.content for t in tok.added_tokens_decoder.values() if t.special)
         eos = self._model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self._eos = {int(e) for e in eos if e is not None} | (
@@ -89,9 +90,8 @@ class TransformersChat(ChatModel):
 
     def _prompt_ids(self, messages: list[Message]) -> list[int]:
         tok = self._tokenizer
-        specials = [t.content for t in tok.added_tokens_decoder.values() if t.special]
         ids: list[int] = []
-        for text, special in prompt_runs(self._template, messages, specials):
+        for text, special in prompt_runs(self._template, messages, self._specials):
             # Special tokens come from the template's text only, never from messages.
             ids += [tok.convert_tokens_to_ids(text)] if special else tok(
                 text, add_special_tokens=False, split_special_tokens=True).input_ids

@@ -94,14 +94,14 @@ class LlamaCppChat(ChatModel):
         self._template.check()
         self._specials = self._special_texts()
 
-    def _special_texts(self) -> list[str]:
+    def _special_texts(self) -> tuple[str, ...]:
         """The text of every control and user-defined token: what tokenizing with
         special=True turns into single tokens."""
         cpp, vocab = self._llama_cpp, self._llama._model.vocab
         wanted = cpp.LLAMA_TOKEN_ATTR_CONTROL | cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
-        return [piece for token in range(cpp.llama_vocab_n_tokens(vocab))
-                if cpp.llama_vocab_get_attr(vocab, token) & wanted
-                and (piece := self._piece(token))]
+        return tuple(piece for token in range(cpp.llama_vocab_n_tokens(vocab))
+                     if cpp.llama_vocab_get_attr(vocab, token) & wanted
+                     and (piece := self._piece(token)))
 
     def close(self, wait: bool = True) -> None:
         # Never free the model under a running generation; give up rather than hang.
@@ -124,10 +124,6 @@ class LlamaCppChat(ChatModel):
         """The prompt text that the model sees for `messages`."""
         self.load()
         return self._template.render(messages)
-
-    def count_tokens(self, text: str) -> int:
-        self.load()
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def _prompt_tokens(self, messages: list[Message]) -> list[int]:
         tokenize = self._llama.tokenize
