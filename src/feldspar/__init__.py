@@ -21,14 +21,16 @@ _LAZY = {
     "GenerationOptions": "feldspar.models",
     "load_settings": "feldspar.config",
     "Settings": "feldspar.config",
+    "Workspace": "feldspar.workspace",
 }
 
 if TYPE_CHECKING:
     from feldspar.config import Settings, load_settings
     from feldspar.models import GenerationOptions, get_embedder, get_model
+    from feldspar.workspace import Workspace
 
-__all__ = ["GenerationOptions", "Settings", "__version__", "get_embedder", "get_model",
-           "load_settings"]
+__all__ = ["GenerationOptions", "Settings", "Workspace", "__version__", "get_embedder",
+           "get_model", "load_settings"]
 
 
 def __getattr__(name: str) -> Any:

@@ -83,6 +83,22 @@ class Settings(BaseSettings):
         120.0, gt=0, description="Seconds to wait for a remote server before giving up."
     )
 
+    collection: str = Field("default", description="Collection that ingest and search use "
+                            "when given no --collection.")
+    chunk_tokens: int = Field(256, ge=16, description="Most tokens in a chunk, counted with "
+                              "the embedder's tokenizer (capped by the embedder's maximum).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens repeated between the pieces of "
+                               "a passage too long for one chunk.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped "
+                               "at ingest.")
+    parse_timeout: float = Field(120.0, gt=0, description="Seconds one file may take to "
+                                 "parse before it is skipped.")
+    parse_memory_mb: int = Field(2048, ge=256, description="Memory one file's parser may "
+                                 "use before it is skipped.")
+    rerank_model: str | None = Field(None, description="Cross-encoder that reranks search "
+                                     "results (a sentence-transformers model folder or "
+                                     "name); none by default.")
+
     @field_validator("allowed_licenses")
     @classmethod
     def _strip(cls, value: list[str]) -> list[str]:

@@ -8,10 +8,12 @@
     │   ├── LicenseRefused        the license policy does not allow the model
     │   ├── ModelNotDownloaded    a catalog model whose weights are not on disk yet
     │   ├── ContextOverflow       the prompt does not fit the model's context
-    │   └── UnsupportedOption     a backend cannot honour a requested option
+    │   ├── UnsupportedOption     a backend cannot honour a requested option
+    │   └── EmbeddingMismatch     a collection's vectors come from another embedding model
     ├── ModelError                a model file or backend failed (corrupt GGUF, refused template)
     │   └── RemoteError           an OpenAI-compatible server failed or could not be reached
-    └── DownloadError             a pull failed (network, interrupted, checksum mismatch)
+    ├── DownloadError             a pull failed (network, interrupted, checksum mismatch)
+    └── StoreError                the database failed (disk full, corrupt, locked too long)
 
 Only the edges translate these: the CLI prints the message as one line and exits non-zero.
 Callers match on types, never on message text.
@@ -56,6 +58,10 @@ class UnsupportedOption(UserError):
     """A backend was asked for an option it cannot honour (never silently ignored)."""
 
 
+class EmbeddingMismatch(UserError):
+    """A collection was embedded with another model; vector spaces never mix."""
+
+
 class ModelError(FeldsparError):
     """A model could not be loaded or failed while generating."""
 
@@ -66,3 +72,7 @@ class RemoteError(ModelError):
 
 class DownloadError(FeldsparError):
     """Downloading model weights failed; nothing partial is registered."""
+
+
+class StoreError(FeldsparError):
+    """The store could not read or write; what was stored before is intact."""

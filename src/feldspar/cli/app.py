@@ -40,6 +40,7 @@ Examples:
   feldspar chat "Name three primary colors."
   feldspar models list
   feldspar models pull granite-3.3-2b-instruct
+  feldspar ingest ./handbook && feldspar search "parental leave"
 """)
 @click.version_option(__version__, "--version", prog_name="feldspar")
 def cli() -> None:
@@ -48,10 +49,12 @@ def cli() -> None:
 
 def _register() -> None:
     from feldspar.cli.chat import chat
+    from feldspar.cli.collections import collections, documents
     from feldspar.cli.doctor import doctor
+    from feldspar.cli.ingest import ingest, search
     from feldspar.cli.models import models
 
-    for command in (chat, doctor, models):
+    for command in (chat, collections, doctor, documents, ingest, models, search):
         cli.add_command(command)
 
 

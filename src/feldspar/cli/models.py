@@ -215,10 +215,10 @@ class _ProgressBars:
     """A tqdm bar on stderr per file, fed by pull's progress callback."""
 
     def __enter__(self) -> Any:
-        from feldspar.extras import require
+        from tqdm import tqdm
 
         self._bars: dict[str, Any] = {}
-        self._tqdm = require("tqdm", extra="hub", purpose="Progress bars need tqdm").tqdm
+        self._tqdm = tqdm
         return self
 
     def __call__(self, done: int, total: int, name: str) -> None:

@@ -257,6 +257,26 @@ class Embedder(Model):
             return self.spec.embedding_dim
         return int(self.embed(["dimension probe"]).shape[1])
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character (start, end) spans of the tokens this embedder sees in `text`.
+
+        Special tokens are excluded. This default approximates tokens by words and
+        punctuation; backends with a tokenizer give its tokens.
+
+        Example:
+            >>> from feldspar.models.testing import HashEmbedder
+            >>> HashEmbedder().token_spans("Hi, you.")
+            [(0, 2), (2, 3), (4, 7), (7, 8)]
+        """
+        import re
+
+        return [match.span() for match in re.finditer(r"\w+|[^\w\s]", text)]
+
+    @property
+    def max_tokens(self) -> int:
+        """Most tokens of text one input can hold before truncation, special tokens excluded."""
+        return self.spec.context_length or 512
+
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """Unit-length float32 vectors, one row per text, computed in batches.
 

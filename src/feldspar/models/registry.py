@@ -47,6 +47,7 @@ _PKG = "feldspar.models.backends"
 BUILTIN_BACKENDS = (
     Backend("llamacpp", ("gguf",), chat=f"{_PKG}.llamacpp:LlamaCppChat"),
     Backend("sentence-transformers", ("hf",), embed=f"{_PKG}.sbert:SentenceTransformerEmbedder"),
+    Backend("onnx", ("hf",), embed=f"{_PKG}.onnx_embed:OnnxEmbedder"),
     Backend(
         "transformers",
         ("hf",),

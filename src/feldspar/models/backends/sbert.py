@@ -9,18 +9,21 @@ import numpy as np
 from feldspar.errors import ModelError
 from feldspar.extras import require
 from feldspar.models.backends.hf_transformers import prepare_torch, safe_folder
-from feldspar.models.base import Embedder
+from feldspar.models.tokenizer import FolderTokenizerEmbedder
 from feldspar.models.weights import locate
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformers model from a local folder; nothing is fetched from a hub."""
+class SentenceTransformerEmbedder(FolderTokenizerEmbedder):
+    """A sentence-transformers model from a local folder; nothing is fetched from a hub.
+
+    Token spans come from the folder's tokenizer.json, without loading torch.
+    """
 
     _model: Any
 
     def _load(self) -> None:
         path = safe_folder(locate(self.spec))
-        st = require("sentence_transformers", extra="embed",
+        st = require("sentence_transformers", extra="sbert",
                      purpose="sentence-transformers embeddings need torch")
         prepare_torch(self.settings.threads)
         try:

@@ -1,0 +1,96 @@
+"""The store interface: what every store (SQLite, PostgreSQL) does, and nothing more.
+
+A store keeps collections, documents, chunks with their vectors, and a full-text index.
+Writing a document replaces all of its chunks in one transaction, so a reader sees the old
+version or the new one, never half of either. One contract test suite
+(tests/store_contract.py) holds every implementation to this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from feldspar.store.records import Chunk, Collection, Document, Where
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class Store(Protocol):
+    """Collections, documents, chunks, vectors and a full-text index."""
+
+    def create_collection(self, name: str, embed_model: str, dimension: int) -> Collection:
+        """Create a collection; an existing one with this name is an error."""
+        ...
+
+    def collection(self, name: str) -> Collection | None:
+        """The collection with its document and chunk counts, or None."""
+        ...
+
+    def collections(self) -> list[Collection]:
+        """Every collection, by name."""
+        ...
+
+    def delete_collection(self, name: str) -> bool:
+        """Delete a collection and everything in it; False if there was none."""
+        ...
+
+    def document(self, collection: str, path: str) -> Document | None:
+        ...
+
+    def documents(self, collection: str, where: Where | None = None) -> list[Document]:
+        """The collection's documents, by path."""
+        ...
+
+    def put_document(self, document: Document, chunks: Sequence[Chunk],
+                     vectors: np.ndarray) -> Document:
+        """Insert or replace a document with its chunks and their vectors, atomically.
+
+        `vectors` has one unit-length float32 row per chunk, of the collection's dimension.
+        """
+        ...
+
+    def remove_document(self, collection: str, path: str) -> bool:
+        """Remove a document and its chunks; False if there was none."""
+        ...
+
+    def chunks(self, ids: Sequence[int]) -> list[Chunk]:
+        """Chunks by id, in the order asked (unknown ids are left out)."""
+        ...
+
+    def document_chunks(self, collection: str, path: str) -> list[Chunk]:
+        """A document's chunks in order."""
+        ...
+
+    def lexical_search(self, collection: str, query: str, k: int,
+                       where: Where | None = None) -> list[tuple[int, float]]:
+        """BM25 over chunk text: (chunk id, score) pairs, best first, higher is better."""
+        ...
+
+    def dense_search(self, collection: str, vector: np.ndarray, k: int,
+                     where: Where | None = None) -> list[tuple[int, float]]:
+        """Nearest chunks by cosine similarity: (chunk id, similarity), best first."""
+        ...
+
+    def prepare_search(self, collection: str) -> None:
+        """Bring derived search indexes up to date after writes, so that the first search
+        does not pay for it (searches would otherwise do it themselves)."""
+        ...
+
+    def iter_chunks(self, collection: str, batch: int = 256) -> Iterator[list[Chunk]]:
+        """Every chunk of a collection, in batches (for re-embedding)."""
+        ...
+
+    def replace_vectors(self, collection: str, embed_model: str, dimension: int,
+                        vectors: dict[int, np.ndarray]) -> None:
+        """Switch a collection to another embedding model: every chunk's vector is
+        replaced in one transaction, or nothing is."""
+        ...
+
+    def check(self) -> list[str]:
+        """Problems found by an integrity check (empty when the store is consistent)."""
+        ...
+
+    def close(self) -> None:
+        ...

@@ -1,0 +1,111 @@
+"""The SQLite store: the shared contract, plus what only SQLite has (files, WAL, HNSW)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from feldspar.errors import StoreError
+from feldspar.store import SqliteStore
+from tests.store_contract import DIM, StoreContract, chunks, doc, vectors
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SqliteStore]:
+        store = SqliteStore(tmp_path / "feldspar.db")
+        yield store
+        store.close()
+
+
+class TestSqliteStoreWithHnsw(StoreContract):
+    """The same contract with the HNSW index forced on, however small the collection."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SqliteStore]:
+        store = SqliteStore(tmp_path / "feldspar.db", hnsw_threshold=1)
+        yield store
+        store.close()
+
+
+def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "f.db").close()
+    with sqlite3.connect(tmp_path / "f.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_hnsw_index_is_saved_and_repaired_when_stale(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "f.db", hnsw_threshold=1)
+    store.create_collection("docs", "m", DIM)
+    store.put_document(doc("/a.txt"), chunks("a", "b", "c"), vectors(3))
+    query = vectors(3)[1]
+    first = store.dense_search("docs", query, 1)
+    saved = list((tmp_path / "index").glob("*.usearch"))
+    assert len(saved) == 1
+    store.close()
+    # Another process changes the collection; the saved index is now stale.
+    other = SqliteStore(tmp_path / "f.db", hnsw_threshold=1)
+    other.put_document(doc("/b.txt"), chunks("d"), vectors(1, seed=9))
+    other.remove_document("docs", "/a.txt")
+    other.close()
+    reopened = SqliteStore(tmp_path / "f.db", hnsw_threshold=1)
+    found = reopened.dense_search("docs", vectors(1, seed=9)[0], 5)
+    assert [c.text for c in reopened.chunks([i for i, _ in found])] == ["d"]
+    assert first[0][0] not in [i for i, _ in found]
+    # A damaged index file is rebuilt, not trusted.
+    reopened.close()
+    saved[0].write_bytes(b"garbage")
+    again = SqliteStore(tmp_path / "f.db", hnsw_threshold=1)
+    again._indexes.clear()
+    meta = saved[0].with_suffix(".json")
+    meta.write_text('{"version": -5, "dimension": 8}')
+    assert [c.text for c in again.chunks(
+        [i for i, _ in again.dense_search("docs", vectors(1, seed=9)[0], 5)])] == ["d"]
+    again.close()
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_what_was_stored(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "f.db")
+    store.create_collection("docs", "m", DIM)
+    store.put_document(doc("/a.txt"), chunks("kept"), vectors(1))
+    # SQLite's own page limit raises SQLITE_FULL exactly as a full disk does.
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count={pages + 2}")
+    big = chunks(*["word " * 2000 for _ in range(20)])
+    with pytest.raises(StoreError, match=r"disk holding .* is full"):
+        store.put_document(doc("/b.txt"), big, vectors(20))
+    assert [c.text for c in store.document_chunks("docs", "/a.txt")] == ["kept"]
+    assert store.document("docs", "/b.txt") is None
+    assert store.check() == []
+    store.close()
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError, match="Could not open the database"):
+        SqliteStore(path)
+    assert path.read_bytes().startswith(b"not a database")
+
+
+def test_check_finds_a_document_missing_chunks(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "f.db")
+    store.create_collection("docs", "m", DIM)
+    store.put_document(doc("/a.txt"), chunks("a", "b"), vectors(2))
+    store._db.execute("DELETE FROM chunks WHERE ordinal = 1")
+    assert any("expected 2" in p for p in store.check())
+    store.close()
+
+
+def test_vectors_are_stored_as_float32(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "f.db")
+    store.create_collection("docs", "m", DIM)
+    v = vectors(1)
+    store.put_document(doc("/a.txt"), chunks("a"), v)
+    blob = store._db.execute("SELECT vector FROM chunks").fetchone()[0]
+    assert np.array_equal(np.frombuffer(blob, dtype=np.float32), v[0])
+    store.close()
