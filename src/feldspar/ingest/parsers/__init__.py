@@ -11,9 +11,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import PurePath
 
-from ..parsed import Parsed, ParseError
-from .languages import EXTENSIONS as CODE_EXTENSIONS
-from .languages import language_for, shebang_language
+from feldspar.ingest.parsed import Parsed, ParseError
+from feldspar.ingest.parsers.languages import EXTENSIONS as CODE_EXTENSIONS
+from feldspar.ingest.parsers.languages import language_for, shebang_language
 
 __all__ = ["SUPPORTED", "TEXT_FILENAMES", "ParseError", "Parsed", "document_type", "parse"]
 
@@ -88,7 +88,16 @@ def parse(path: PurePath, data: bytes) -> Parsed:
 
 def _parser(path: PurePath, data: bytes) -> Callable[[bytes], Parsed] | None:
     """The parser for the file, with the language or delimiter it needs bound."""
-    from . import code, html, json, markdown, office, pdf, tables, text
+    from feldspar.ingest.parsers import (
+        code,
+        html,
+        jsondoc,
+        markdown,
+        office,
+        pdf,
+        tables,
+        text,
+    )
 
     language = language_for(path, data)
     kind = document_type(path, data)
@@ -105,6 +114,7 @@ def _parser(path: PurePath, data: bytes) -> Callable[[bytes], Parsed] | None:
         "pptx": office.parse_pptx,
         "xlsx": tables.parse_xlsx,
         "csv": partial(tables.parse_csv, delimiter="\t" if suffix == ".tsv" else None),
-        "json": json.parse_json_lines if suffix in (".jsonl", ".ndjson") else json.parse_json,
+        "json": (jsondoc.parse_json_lines if suffix in (".jsonl", ".ndjson")
+                 else jsondoc.parse_json),
     }
     return parsers.get(kind)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from ..parsed import ParseError
+from feldspar.ingest.parsed import ParseError
 
 # Limits from the zip's central directory. Module constants, so that a deployment (or a test)
 # can change them. The libraries read every part in full, so the uncompressed total is what

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from ..parsed import Block, BlockKind, Parsed
+from feldspar.ingest.parsed import Block, BlockKind, Parsed, ParseError
 
 
 def trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -142,3 +142,15 @@ def table_row(cells: Iterable[str]) -> str | None:
     while values and not values[-1]:
         values.pop()
     return " | ".join(values) if values else None
+
+
+def guarded(kind: str, parse: Callable[[bytes], Parsed], data: bytes) -> Parsed:
+    """Run a library's parser, turning the many errors it raises on a damaged file into
+    one ParseError("corrupt KIND: ...")."""
+    try:
+        return parse(data)
+    except (ParseError, MemoryError, RecursionError):
+        raise  # resource limits are reported by the caller, not as a corrupt file
+    except Exception as error:
+        raise ParseError(f"corrupt {kind}: {one_line(str(error) or type(error).__name__)}"
+                         ) from None

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, cast
 
-from ..parsed import Block, Parsed
-from ._blocks import one_line, span_block
-from .text import decode
+from feldspar.ingest.parsed import Block, Parsed
+from feldspar.ingest.parsers._blocks import one_line, span_block
+from feldspar.ingest.parsers.text import decode
 
 if TYPE_CHECKING:
     from tree_sitter import Language, Node

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..parsed import BlockKind, Parsed
-from ._blocks import TextBuilder, one_line
-from .text import decode
+from feldspar.ingest.parsed import BlockKind, Parsed
+from feldspar.ingest.parsers._blocks import TextBuilder, one_line
+from feldspar.ingest.parsers.text import decode
 
 if TYPE_CHECKING:
     from selectolax.lexbor import LexborNode

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..parsed import Block, BlockKind, Parsed
-from ._blocks import span_block
-from .text import decode
+from feldspar.ingest.parsed import Block, BlockKind, Parsed
+from feldspar.ingest.parsers._blocks import span_block
+from feldspar.ingest.parsers.text import decode
 
 if TYPE_CHECKING:
     from markdown_it.token import Token

@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..parsed import Parsed, ParseError
-from ._archive import check_zip
-from ._blocks import TextBuilder, one_line, table_row
+from feldspar.ingest.parsed import Parsed
+from feldspar.ingest.parsers._archive import check_zip
+from feldspar.ingest.parsers._blocks import TextBuilder, guarded, one_line, table_row
 
 if TYPE_CHECKING:
     from docx.text.paragraph import Paragraph
@@ -50,13 +50,7 @@ def parse_pptx(data: bytes) -> Parsed:
 def _guarded(data: bytes, kind: str, parse: Callable[[bytes], Parsed]) -> Parsed:
     """Run `parse` after the zip check, turning any library error into a ParseError."""
     check_zip(data, kind)
-    try:
-        return parse(data)
-    except (ParseError, MemoryError, RecursionError):
-        raise  # resource limits are reported by the caller, not as a corrupt file
-    except Exception as error:  # the libraries raise many kinds of error on damaged files
-        detail = one_line(str(error) or type(error).__name__)
-        raise ParseError(f"corrupt {kind}: {detail}") from None
+    return guarded(kind, parse, data)
 
 
 def _docx(data: bytes) -> Parsed:

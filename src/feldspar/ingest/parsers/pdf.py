@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import re
 
-from ..parsed import Parsed, ParseError
-from ._blocks import TextBuilder, one_line
+from feldspar.ingest.parsed import Parsed, ParseError
+from feldspar.ingest.parsers._blocks import TextBuilder, guarded, one_line
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 _TRAILING_SPACE = re.compile(r"[ \t\r\f\v]+\n")
@@ -27,12 +27,7 @@ def parse_pdf(data: bytes) -> Parsed:
     Raises:
         ParseError: "encrypted PDF", or "corrupt PDF: <detail>".
     """
-    try:
-        return _parse(data)
-    except (ParseError, MemoryError, RecursionError):
-        raise  # resource limits are reported by the caller, not as a corrupt file
-    except Exception as error:  # pypdf raises many kinds of error on damaged files
-        raise ParseError(f"corrupt PDF: {one_line(str(error) or type(error).__name__)}") from None
+    return guarded("PDF", _parse, data)
 
 
 def _parse(data: bytes) -> Parsed:

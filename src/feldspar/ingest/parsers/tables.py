@@ -13,10 +13,10 @@ import io
 import warnings
 from collections.abc import Iterable
 
-from ..parsed import Parsed, ParseError
-from ._archive import check_zip
-from ._blocks import TextBuilder, one_line, table_row
-from .text import decode
+from feldspar.ingest.parsed import Parsed, ParseError
+from feldspar.ingest.parsers._archive import check_zip
+from feldspar.ingest.parsers._blocks import TextBuilder, guarded, one_line, table_row
+from feldspar.ingest.parsers.text import decode
 
 # A block of rows ends after this many rows or characters, whichever comes first.
 ROWS_PER_BLOCK = 50
@@ -71,16 +71,15 @@ def parse_xlsx(data: bytes) -> Parsed:
         ParseError: "zip bomb: ..." or "corrupt XLSX: <detail>".
     """
     check_zip(data, "XLSX")
-    try:
-        # openpyxl warns about every workbook feature it does not read (data validation,
-        # conditional formatting extensions); none of them is text.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _xlsx(data)
-    except (ParseError, MemoryError, RecursionError):
-        raise  # resource limits are reported by the caller, not as a corrupt file
-    except Exception as error:  # openpyxl raises many kinds of error on damaged files
-        raise ParseError(f"corrupt XLSX: {one_line(str(error) or type(error).__name__)}") from None
+    return guarded("XLSX", _quiet_xlsx, data)
+
+
+def _quiet_xlsx(data: bytes) -> Parsed:
+    # openpyxl warns about every workbook feature it does not read (data validation,
+    # conditional formatting extensions); none of them is text.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _xlsx(data)
 
 
 def _xlsx(data: bytes) -> Parsed:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import codecs
 import re
 
-from ..parsed import Block, Parsed, ParseError
-from ._blocks import span_block
+from feldspar.ingest.parsed import Block, Parsed, ParseError
+from feldspar.ingest.parsers._blocks import span_block
 
 # Byte order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
 _BOMS = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from ..parsed import Block, Parsed
-from ._blocks import span_block
-from .text import decode, paragraph_blocks
+from feldspar.ingest.parsed import Block, Parsed
+from feldspar.ingest.parsers._blocks import span_block
+from feldspar.ingest.parsers.text import decode, paragraph_blocks
 
 _LINE = re.compile(r"[^\r\n]+")
 
