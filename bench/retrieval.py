@@ -59,6 +59,7 @@ def feldspar_runs(corpus: Path, questions: list[str], home: Path
                   ) -> dict[str, list[list[str]]]:
     os.environ["FELDSPAR_HOME"] = str(home)
     from feldspar import Workspace
+    from feldspar.retrieve import search
 
     results: dict[str, list[list[str]]] = {}
     with Workspace() as ws:
@@ -68,6 +69,8 @@ def feldspar_runs(corpus: Path, questions: list[str], home: Path
                               for h in ws.search(q, k=K, collection="bench",
                                                  mode=mode)]  # type: ignore[arg-type]
                              for q in questions]
+        results["hybrid rrf"] = [[Path(h.chunk.path or "").stem for h in search(
+            ws.store, ws.embedder, "bench", q, k=K, fusion="rrf")] for q in questions]
     return results
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -95,6 +95,12 @@ class Settings(BaseSettings):
                                  "parse before it is skipped.")
     parse_memory_mb: int = Field(2048, ge=256, description="Memory one file's parser may "
                                  "use before it is skipped.")
+    hybrid_fusion: Literal["relative", "rrf"] = Field(
+        "relative", description="How hybrid search fuses BM25 and vectors: scores scaled to "
+        "[0, 1] and weighted ('relative'), or reciprocal rank fusion ('rrf').")
+    hybrid_dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the "
+                                       "vector scores in relative fusion (BM25 gets the "
+                                       "rest).")
     rerank_model: str | None = Field(None, description="Cross-encoder that reranks search "
                                      "results (a sentence-transformers model folder or "
                                      "name); none by default.")

@@ -109,7 +109,8 @@ class Workspace:
         # Lexical search needs no model: don't load one.
         embedder = self.embedder if mode != "lexical" else None
         return search(self.store, embedder, name, query, k=k, mode=mode, where=where,
-                      reranker=self.reranker)
+                      reranker=self.reranker, fusion=self.settings.hybrid_fusion,
+                      dense_weight=self.settings.hybrid_dense_weight)
 
     @property
     def reranker(self) -> Reranker | None:
