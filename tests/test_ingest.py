@@ -318,9 +318,55 @@ def test_real_embedder_finds_the_right_passage(store: SqliteStore, corpus: Path,
     embedder = get_embedder(settings=settings)
     ingest(store, embedder, [corpus], "docs")
     for query, name in [("How long is maternity leave?", "notes.txt"),
-                        ("exponential backoff between retries", "retry.py"),
+                        ("how is the exponential backoff computed", "retry.py"),
                         ("When is the office closed?", "page.html")]:
         for mode in ("hybrid", "dense"):
             hits = search(store, embedder, "docs", query, k=3, mode=mode)  # type: ignore[arg-type]
             assert hits[0].chunk.path is not None
             assert Path(hits[0].chunk.path).name == name, (query, mode, hits[0].chunk.text)
+
+
+LAUGHS = ('<!DOCTYPE lolz [<!ENTITY lol "lol">'
+          + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+                    for i in range(1, 10))
+          + "]>")
+
+
+def _bomb_docx(path: Path) -> None:
+    """A real DOCX whose document.xml declares the "billion laughs" entities."""
+    import io
+    import zipfile
+
+    from docx import Document
+
+    buffer = io.BytesIO()
+    document = Document()
+    document.add_paragraph("PLACEHOLDER")
+    document.save(buffer)
+    with zipfile.ZipFile(buffer) as src, zipfile.ZipFile(path, "w") as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                text = data.decode()
+                head, _, body = text.partition("?>")
+                text = head + "?>" + LAUGHS + body.replace("PLACEHOLDER", "&lol9;")
+                data = text.encode()
+            out.writestr(item, data)
+
+
+def test_xml_bombs_do_not_expand(store: SqliteStore, tmp_path: Path) -> None:
+    root = tmp_path / "bombs"
+    root.mkdir()
+    _bomb_docx(root / "laughs.docx")
+    (root / "laughs.html").write_text(f"{LAUGHS}<html><body><p>&lol9;</p><p>kept</p>"
+                                      "</body></html>")
+    (root / "good.txt").write_text("a good file")
+    began = time.monotonic()
+    report = ingest(store, HashEmbedder(), [root], "docs",
+                    IngestOptions(parse_timeout=60, parse_memory_mb=1024))
+    assert time.monotonic() - began < 60
+    assert str(root / "good.txt") in report.added
+    for path in report.added:  # whatever went in holds no expanded entities
+        for chunk in store.document_chunks("docs", path):
+            assert "lollollol" not in chunk.text
+    assert store.check() == []

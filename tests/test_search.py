@@ -23,6 +23,7 @@ def test_relative_score_keeps_the_gaps_that_ranks_lose() -> None:
     relative = _relative_score(found, {"lexical": 0.5, "dense": 0.5})
     assert max(relative, key=relative.__getitem__) == 1
     assert relative[1] == pytest.approx(0.5 * 1.0 + 0.5 * (0.69 / 0.70))
+    assert relative[3] == pytest.approx(0.5 * (1.0 / 12.0))  # BM25 scales from 0, not min
     ranks = _reciprocal_rank(found)
     assert ranks[1] == ranks[2]  # RRF sees a tie: first once, second once
 
@@ -32,6 +33,8 @@ def test_relative_score_handles_a_single_or_flat_list() -> None:
                            {"lexical": 0.5, "dense": 0.5}) == {7: 0.5}
     flat = _relative_score({"dense": [(1, 0.5), (2, 0.5)]}, {"dense": 1.0})
     assert flat == {1: 1.0, 2: 1.0}
+    two = _relative_score({"lexical": [(1, 4.0), (2, 3.0)]}, {"lexical": 1.0})
+    assert two == {1: 1.0, 2: 0.75}
 
 
 @pytest.fixture

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         120.0, gt=0, description="Seconds to wait for a remote server before giving up."
     )
 
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL DSN (postgresql://user:pass@host/db) of a shared "
+        "store with pgvector; default: SQLite in FELDSPAR_HOME.")
     collection: str = Field("default", description="Collection that ingest and search use "
                             "when given no --collection.")
     chunk_tokens: int = Field(256, ge=16, description="Most tokens in a chunk, counted with "

@@ -34,14 +34,19 @@ class Workspace:
 
     Args:
         settings: defaults for the collection, chunk sizes and limits.
-        store: where documents live (default: SQLite at FELDSPAR_HOME/feldspar.db).
+        store: where documents live (default: PostgreSQL at settings.database_url if set,
+            else SQLite at FELDSPAR_HOME/feldspar.db).
         embedder: the embedding model (default: settings.embed_model, loaded on first use).
     """
 
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None,
                  embedder: Embedder | None = None, embed_model: str | None = None) -> None:
         self.settings = settings or load_settings()
-        if store is None:
+        if store is None and self.settings.database_url is not None:
+            from feldspar.store.postgres import PostgresStore
+
+            store = PostgresStore(self.settings.database_url.get_secret_value())
+        elif store is None:
             from feldspar.store.sqlite import SqliteStore
 
             store = SqliteStore(self.settings.home / DATABASE)

@@ -111,7 +111,8 @@ def _encode(parsed: Parsed) -> dict[str, Any]:
 
 
 def _decode(data: dict[str, Any]) -> Parsed:
-    text = str(data["text"])
+    # NUL is no text, and PostgreSQL refuses it; a space keeps every offset in place.
+    text = str(data["text"]).replace("\x00", " ")
     blocks = []
     for start, end, kind, headings, page in data["blocks"]:
         if not 0 <= int(start) < int(end) <= len(text):

@@ -101,17 +101,20 @@ def _dense(store: Store, embedder: Embedder | None, collection: str, query: str,
 
 def _relative_score(found: dict[str, list[tuple[int, float]]],
                     weights: dict[str, float]) -> dict[int, float]:
-    """Each list's scores scaled to [0, 1] (min-max), then summed with weights.
+    """Each list's scores scaled to [0, 1], then summed with weights.
 
-    Unlike ranks, scaled scores keep how far apart the candidates are: a list whose top hit
-    stands out counts for more than one whose scores are all alike. Measured on SQuAD and
-    PIAF it beats RRF (docs/benchmarks.md).
+    BM25 is scaled by its best score (its floor is 0: every matched word counts), cosine by
+    min-max over the candidates (similarities crowd into a narrow band). Unlike ranks,
+    scaled scores keep how far apart the candidates are: a list whose top hit stands out
+    counts for more than one whose scores are all alike. Measured on SQuAD and PIAF it
+    beats RRF (docs/benchmarks.md).
     """
     fused: dict[int, float] = {}
     for method, pairs in found.items():
         if not pairs:
             continue
-        low, high = min(s for _, s in pairs), max(s for _, s in pairs)
+        high = max(s for _, s in pairs)
+        low = min(s for _, s in pairs) if method == "dense" else 0.0
         for chunk_id, value in pairs:
             scaled = (value - low) / (high - low) if high > low else 1.0
             fused[chunk_id] = fused.get(chunk_id, 0.0) + weights[method] * scaled
