@@ -80,7 +80,9 @@ class HnswIndex:
         self.path = path
         self.dimension = dimension
         self.version = -1
-        self._index: Any = Index(ndim=dimension, metric="ip", dtype="f32",
+        # Half precision: half the memory, a faster build, recall@10 0.999 against f32's
+        # 1.000 at 100k (bench/search_latency.py); exact vectors stay in SQLite.
+        self._index: Any = Index(ndim=dimension, metric="ip", dtype="f16",
                                  connectivity=self.CONNECTIVITY,
                                  expansion_add=self.EXPANSION_ADD,
                                  expansion_search=self.EXPANSION_SEARCH)
