@@ -355,7 +355,11 @@ class SqliteStore:
         found = index.search(query, k, allowed)
         if allowed is not None and len(found) < min(k, len(allowed)):
             # The graph's neighbourhood held too few allowed chunks: search them exactly.
-            found = ExactIndex.build(_Vectors(self, cid, allowed.tolist())).search(query, k)
+            return ExactIndex.build(_Vectors(self, cid, allowed.tolist())).search(query, k)
+        if isinstance(index, HnswIndex) and found:
+            # The graph is approximate (and half precision): score its finds exactly.
+            exact = ExactIndex.build(_Vectors(self, cid, [i for i, _ in found]))
+            found = exact.search(query, len(found))
         return found
 
     def prepare_search(self, collection: str) -> None:
