@@ -39,6 +39,7 @@ lint: install-test
 	$(BIN)/mypy
 
 bench: install-test
+	$(BIN)/pip install --quiet -e ".[all,test,bench]"
 	$(BIN)/python bench/run_all.py
 
 docs: install

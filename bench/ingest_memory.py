@@ -49,8 +49,10 @@ def main() -> None:
         files = make_corpus(corpus, args.chunks, args.per_file)
         env = {**os.environ, "FELDSPAR_HOME": str(Path(tmp) / "home")}
         began = time.perf_counter()
+        # The report goes to a file: a pipe nobody reads until the end would fill and stall.
+        report_file = (Path(tmp) / "report.json").open("w+")
         proc = subprocess.Popen([feldspar_bin(), "ingest", str(corpus), "--json"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                stdout=report_file, stderr=subprocess.DEVNULL, text=True)
         main_proc = psutil.Process(proc.pid)
         peak_main = peak_child = 0
         while proc.poll() is None:
@@ -62,7 +64,9 @@ def main() -> None:
                 pass
             time.sleep(0.05)
         seconds = time.perf_counter() - began
-        out = proc.stdout.read() if proc.stdout else ""
+        report_file.seek(0)
+        out = report_file.read()
+        report_file.close()
         if proc.returncode != 0:
             sys.exit(f"ingest failed with status {proc.returncode}: {out[-2000:]}")
         import json

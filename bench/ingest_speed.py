@@ -91,7 +91,12 @@ def run_llamaindex(corpus: Path, folder: str) -> dict[str, float]:
 def run_haystack(corpus: Path, folder: str) -> dict[str, float]:
     from haystack import Pipeline
     from haystack.components.converters import TextFileToDocument
-    from haystack.components.embedders import SentenceTransformersDocumentEmbedder
+    try:  # Haystack 3 moved it into an integration package
+        from haystack_integrations.components.embedders.sentence_transformers import (
+            SentenceTransformersDocumentEmbedder,
+        )
+    except ImportError:
+        from haystack.components.embedders import SentenceTransformersDocumentEmbedder
     from haystack.components.preprocessors import DocumentSplitter
     from haystack.components.writers import DocumentWriter
     from haystack.document_stores.in_memory import InMemoryDocumentStore

@@ -8,6 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
-for script in ("startup.py", "generation.py"):
+for script in ("startup.py", "generation.py", "embed_speed.py", "retrieval.py",
+               "ingest_speed.py", "ingest_memory.py", "search_latency.py"):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)

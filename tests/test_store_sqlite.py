@@ -109,3 +109,25 @@ def test_vectors_are_stored_as_float32(tmp_path: Path) -> None:
     blob = store._db.execute("SELECT vector FROM chunks").fetchone()[0]
     assert np.array_equal(np.frombuffer(blob, dtype=np.float32), v[0])
     store.close()
+
+
+@pytest.mark.integration
+def test_the_hnsw_index_and_the_default_embedder_live_in_one_process(tmp_path: Path) -> None:
+    """usearch loaded first once made importing onnxruntime segfault (see vectors.py)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from tests.store_contract import DIM, chunks, doc, vectors\n"
+        "from feldspar.store import SqliteStore\n"
+        "s = SqliteStore(Path(sys.argv[1]), hnsw_threshold=1)\n"
+        "s.create_collection('docs', 'm', DIM)\n"
+        "s.put_document(doc('/a.txt'), chunks('a'), vectors(1))\n"
+        "assert s.dense_search('docs', vectors(1)[0], 1)\n"
+        "import feldspar\n"
+        "print(feldspar.get_embedder().embed(['hello']).shape)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "f.db")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(1, 384)"

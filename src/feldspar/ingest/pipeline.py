@@ -187,7 +187,8 @@ def _prepare(store: Store, parser: ParserProcess, item: Found, collection: str,
                                  "(max_file_mb)")
         with item.path.open("rb") as fh:
             head = fh.read(512)
-        if document_type(item.path, head) is None:
+        kind = document_type(item.path, head)
+        if kind is None:
             return "ignored"
         digest = _sha256(item.path)
     except OSError as exc:
@@ -195,6 +196,11 @@ def _prepare(store: Store, parser: ParserProcess, item: Found, collection: str,
     old = store.document(collection, path)
     if old is not None and old.content_hash == digest:
         return "unchanged"
+    status = "added" if old is None else "updated"
+    if stat.st_size <= len(head) and not head.strip():
+        # An empty file (a bare __init__.py) is a document with no chunks, not an error.
+        return _Pending(Document(collection=collection, path=path, content_hash=digest,
+                                 size=stat.st_size, mtime=stat.st_mtime, type=kind), [], status)
     try:
         parsed, digest, size = parser.parse(item.path)
     except ParseFailed as exc:
@@ -205,7 +211,7 @@ def _prepare(store: Store, parser: ParserProcess, item: Found, collection: str,
     document = Document(collection=collection, path=path, content_hash=digest, size=size,
                         mtime=stat.st_mtime, type=parsed.type, language=parsed.language,
                         title=parsed.title)
-    return _Pending(document, chunks, "added" if old is None else "updated")
+    return _Pending(document, chunks, status)
 
 
 def _write(store: Store, embedder: Embedder, pending: list[_Pending], report: IngestReport,

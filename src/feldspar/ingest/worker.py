@@ -89,7 +89,8 @@ class ParserProcess:
         self._proc = None
         if code < 0:
             name = signal.Signals(-code).name
-            hint = " (out of memory?)" if -code in (signal.SIGKILL, signal.SIGSEGV) else ""
+            hint = (f" (out of memory? the limit is {self.memory_mb} MB, parse_memory_mb)"
+                    if -code in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) else "")
             return f"the parser crashed with {name}{hint}"
         return f"the parser exited with status {code}"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from feldspar.errors import EmbeddingMismatch, UserError
@@ -57,10 +59,18 @@ def search(store: Store, embedder: Embedder | None, collection: str, query: str,
         raise UserError("The query is empty; give some words to search for")
     pool = max(k, candidates)
     found: dict[str, list[tuple[int, float]]] = {}
-    if mode in ("hybrid", "lexical"):
+    if mode == "lexical":
         found["lexical"] = store.lexical_search(collection, query, pool, where)
-    if mode in ("hybrid", "dense"):
+    elif mode == "dense":
         found["dense"] = _dense(store, embedder, collection, query, pool, where)
+    else:
+        # BM25 runs beside the query's embedding and the vector search; both release the GIL.
+        lexical = _threads().submit(store.lexical_search, collection, query, pool, where)
+        try:
+            vectors = _dense(store, embedder, collection, query, pool, where)
+        finally:
+            found["lexical"] = lexical.result()
+        found["dense"] = vectors
     if mode != "hybrid":
         fused = dict(found[mode])
     elif fusion == "rrf":
@@ -69,8 +79,8 @@ def search(store: Store, embedder: Embedder | None, collection: str, query: str,
         fused = _relative_score(found, {"lexical": 1.0 - dense_weight, "dense": dense_weight})
     # A cross-encoder reads every pair it scores, so it sees only the head of the list.
     # Ties in fused rank (first in one list, second in the other...) go to meaning.
-    dense = dict(found.get("dense", []))
-    order = sorted(fused, key=lambda i: (-fused[i], -dense.get(i, -1.0)))
+    similarity = dict(found.get("dense", []))
+    order = sorted(fused, key=lambda i: (-fused[i], -similarity.get(i, -1.0)))
     order = order[: k if reranker is None else max(k, RERANK_POOL)]
     chunks = {c.id: c for c in store.chunks(order)}
     scores = {method: dict(pairs) for method, pairs in found.items()}
@@ -85,6 +95,11 @@ def search(store: Store, embedder: Embedder | None, collection: str, query: str,
     return [Hit(chunk=c, score=s, rank=n,
                 scores={m: v[c.id] for m, v in scores.items() if c.id in v})
             for n, (c, s) in enumerate(ranked, start=1)]
+
+
+@cache
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="feldspar-search")
 
 
 def _dense(store: Store, embedder: Embedder | None, collection: str, query: str, pool: int,

@@ -24,7 +24,7 @@ from feldspar.errors import StoreError, UserError
 from feldspar.store.records import Chunk, Collection, Document, Where
 from feldspar.store.vectors import HNSW_THRESHOLD, ExactIndex, HnswIndex
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,6 +69,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, headings, content='chunks', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
+-- Heading words count half as much as the chunk's own words. As the table's rank
+-- function (not a bm25() call per query) it takes FTS5's faster ORDER BY rank path.
+INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('rank', 'bm25(1.0, 0.5)');
 CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text, headings) VALUES (new.id, new.text, new.headings);
 END;
@@ -87,16 +91,21 @@ _CHUNK_COLUMNS = ('c.id, d.path, c.ordinal, c.text, c.headings, c.start, c."end"
                   "c.line_start, c.line_end, c.page, c.tokens")
 
 
-def fts_query(text: str) -> str:
-    """An FTS5 query that matches any of the words, each quoted so that no user text is
-    read as FTS5 syntax.
+# Words in more chunks than this, and than this share of them, are left out of lexical
+# queries: their BM25 weight is near zero and scoring their postings is most of the cost.
+COMMON_MIN_CHUNKS = 10_000
+COMMON_SHARE = 0.05
+
+
+def query_words(text: str) -> list[str]:
+    """The distinct words of a query, lower-cased; FTS5 gets each one quoted, so no user
+    text is read as FTS5 syntax.
 
     Example:
-        >>> fts_query('What is "NEAR"(x)?')
-        '"what" OR "is" OR "near" OR "x"'
+        >>> query_words('What is "NEAR"(x)? what')
+        ['what', 'is', 'near', 'x']
     """
-    words = dict.fromkeys(w.lower() for w in re.findall(r"\w+", text))
-    return " OR ".join(f'"{w}"' for w in words)
+    return list(dict.fromkeys(w.lower() for w in re.findall(r"\w+", text)))
 
 
 class SqliteStore:
@@ -107,6 +116,10 @@ class SqliteStore:
         self.hnsw_threshold = hnsw_threshold
         self._lock = threading.RLock()
         self._indexes: dict[int, tuple[int, ExactIndex | HnswIndex]] = {}
+        # Reads run on one connection per thread, so that searches in parallel (the two
+        # halves of a hybrid search, a server's requests) do not wait for each other.
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
@@ -126,6 +139,9 @@ class SqliteStore:
         if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer Feldspar (schema {row[0]}); "
                              "upgrade Feldspar to open it")
+        if row is not None and int(row[0]) == SCHEMA_VERSION:
+            return  # nothing to write: opening for a search takes no write lock
+        # The script is idempotent, so it also upgrades any older schema.
         # executescript commits on its own, so the script carries its transaction.
         self._db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR REPLACE INTO meta "
                                f"VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;")
@@ -148,11 +164,21 @@ class SqliteStore:
                 raise
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise _store_error(exc, self.path) from exc
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path) from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     timeout=30.0)
+            reader.execute("PRAGMA query_only=ON")
+            with self._lock:
+                self._readers.append(reader)
+            self._local.reader = reader
+        return reader
 
     # Collections
 
@@ -321,18 +347,46 @@ class SqliteStore:
 
     def lexical_search(self, collection: str, query: str, k: int,
                        where: Where | None = None) -> list[tuple[int, float]]:
-        match = fts_query(query)
-        if not match or k < 1:
+        words = self._informative(query_words(query))
+        if not words or k < 1:
             return []
         cid, _, _ = self._collection_row(None, collection)
         sql, params = _where_sql(where)
-        # Heading words count half as much as the chunk's own words.
-        rows = self._read(
-            "SELECT c.id, -bm25(chunks_fts, 1.0, 0.5) FROM chunks_fts "
-            "JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id "
-            f"WHERE chunks_fts MATCH ? AND d.collection_id = ? {sql} "
-            "ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?", (match, cid, *params, k))
-        return [(int(r[0]), float(r[1])) for r in rows]
+        match = " OR ".join(f'"{w}"' for w in words)
+        # FTS5 ranks the matches of every collection; take its best first and filter them,
+        # going deeper only when the filter left too few.
+        alone = not where and len(self._read("SELECT id FROM collections LIMIT 2")) == 1
+        depth = k if alone else 4 * k
+        while True:
+            rows = self._read(
+                "WITH top AS (SELECT rowid AS id, rank FROM chunks_fts "
+                "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) "
+                "SELECT top.id, -top.rank FROM top JOIN chunks c ON c.id = top.id "
+                f"JOIN documents d ON d.id = c.document_id WHERE d.collection_id = ? {sql} "
+                "ORDER BY top.rank LIMIT ?", (match, depth, cid, *params, k))
+            if len(rows) >= k or depth >= self._read(
+                    "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,))[0][0]:
+                return [(int(r[0]), float(r[1])) for r in rows]
+            depth *= 8
+
+    def _informative(self, words: list[str]) -> list[str]:
+        """The query's words less those in so many chunks that they barely rank (BM25's
+        idf is near zero) yet cost the most to score; the rarest word always stays.
+
+        Only large stores are affected: a word is dropped when it is in more than
+        COMMON_MIN_CHUNKS chunks and more than COMMON_SHARE of them.
+        """
+        if len(words) < 2:
+            return words
+        newest = self._read("SELECT MAX(id) FROM chunks")[0][0] or 0
+        if newest <= COMMON_MIN_CHUNKS:
+            return words
+        marks = ",".join("?" * len(words))
+        counts = dict(self._read(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})",
+                                 words))
+        limit = max(COMMON_MIN_CHUNKS, COMMON_SHARE * newest)  # ids approximate the count
+        kept = [w for w in words if counts.get(w, 0) <= limit]
+        return kept or [min(words, key=lambda w: counts.get(w, 0))]
 
     def dense_search(self, collection: str, vector: np.ndarray, k: int,
                      where: Where | None = None) -> list[tuple[int, float]]:
@@ -399,10 +453,12 @@ class SqliteStore:
         if result != [("ok",)]:
             problems += [f"integrity: {r[0]}" for r in result]
         problems += [f"foreign key: {r}" for r in self._read("PRAGMA foreign_key_check")]
-        try:
-            self._read("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
-        except StoreError as exc:
-            problems.append(f"full-text index: {exc}")
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+            except sqlite3.Error as exc:
+                problems.append(f"full-text index: {exc}")
         problems += [f"document {r[0]} has {r[1]} chunks, expected {r[2]}" for r in self._read(
             "SELECT d.path, COUNT(c.id), d.chunk_count FROM documents d LEFT JOIN chunks c "
             "ON c.document_id = d.id GROUP BY d.id HAVING COUNT(c.id) != d.chunk_count")]
@@ -415,6 +471,9 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             self._db.close()
 
 

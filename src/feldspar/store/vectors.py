@@ -8,6 +8,7 @@ is repaired on open rather than trusted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -75,6 +76,10 @@ class HnswIndex:
     EXPANSION_SEARCH = 128
 
     def __init__(self, path: Path, dimension: int) -> None:
+        with contextlib.suppress(ImportError):
+            # usearch 2.26's compiled module makes a later import of onnxruntime (the
+            # default embedder) crash the process; imported first, both work.
+            import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
         from usearch.index import Index
 
         self.path = path
