@@ -92,7 +92,7 @@ _CHUNK_COLUMNS = ('c.id, d.path, c.ordinal, c.text, c.headings, c.start, c."end"
 
 
 # Words in more chunks than this, and than this share of them, are left out of lexical
-# queries: their BM25 weight is near zero and scoring their postings is most of the cost.
+# queries: they weigh little in BM25 and scoring their postings is most of the cost.
 COMMON_MIN_CHUNKS = 10_000
 COMMON_SHARE = 0.05
 
@@ -370,8 +370,9 @@ class SqliteStore:
             depth *= 8
 
     def _informative(self, words: list[str]) -> list[str]:
-        """The query's words less those in so many chunks that they barely rank (BM25's
-        idf is near zero) yet cost the most to score; the rarest word always stays.
+        """The query's words less those in so many chunks that they weigh little in BM25
+        (at 5% of a million chunks, a third of a rare word) yet cost the most to score;
+        the rarest word always stays.
 
         Only large stores are affected: a word is dropped when it is in more than
         COMMON_MIN_CHUNKS chunks and more than COMMON_SHARE of them.

@@ -73,7 +73,7 @@ class HnswIndex:
 
     CONNECTIVITY = 16
     EXPANSION_ADD = 128
-    EXPANSION_SEARCH = 128
+    EXPANSION_SEARCH = 256
 
     def __init__(self, path: Path, dimension: int) -> None:
         with contextlib.suppress(ImportError):
@@ -107,6 +107,7 @@ class HnswIndex:
             meta = json.loads(index._meta_path.read_text())
             if meta.get("dimension") == dimension and path.is_file():
                 index._index.load(str(path))
+                index._index.expansion_search = cls.EXPANSION_SEARCH  # not the file's
                 index.version = int(meta["version"])
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             logger.info("Rebuilding vector index %s (%s)", path, exc)
