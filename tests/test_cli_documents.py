@@ -121,3 +121,16 @@ def _minilm_folder() -> str:
     from feldspar.models.weights import locate
 
     return str(locate(find_spec("all-minilm-l6-v2", load_settings())))
+
+
+def test_the_workspace_never_ingests_itself(tmp_path: Path, corpus: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """FELDSPAR_HOME inside the folder given: its database and caches stay out."""
+    monkeypatch.setenv("FELDSPAR_HOME", str(corpus / "home"))
+    code, out, _ = run("ingest", str(corpus), "--json")
+    assert code == 0, out
+    assert not [p for p in json.loads(out)["added"] if "/home/" in p]
+    code, out, _ = run("ingest", str(corpus), "--json")
+    report = json.loads(out)
+    assert report["ignored"] == 1
+    assert report["skipped"] == []

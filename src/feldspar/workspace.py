@@ -89,7 +89,7 @@ class Workspace:
         options = IngestOptions(
             chunking=ChunkOptions(s.chunk_tokens, s.chunk_overlap),
             max_file_bytes=int(s.max_file_mb * 1024 * 1024), parse_timeout=s.parse_timeout,
-            parse_memory_mb=s.parse_memory_mb, prune=prune)
+            parse_memory_mb=s.parse_memory_mb, prune=prune, exclude=(s.home,))
         return ingest(self.store, self.embedder, [Path(p).expanduser() for p in paths],
                       self._name(collection), options, on_file=on_file, on_total=on_total)
 

@@ -38,8 +38,10 @@ class Skipped:
     reason: str
 
 
-def find_files(paths: Sequence[Path]) -> Iterator[Found | Skipped]:
-    """Every file under `paths`, in a stable order, and what was left out.
+def find_files(paths: Sequence[Path], exclude: Sequence[Path] = ()
+               ) -> Iterator[Found | Skipped]:
+    """Every file under `paths`, in a stable order, and what was left out; folders in
+    `exclude` (the workspace's own, FELDSPAR_HOME) are not entered.
 
     Raises:
         UserError: a path given does not exist.
@@ -55,7 +57,7 @@ def find_files(paths: Sequence[Path]) -> Iterator[Found | Skipped]:
                 seen.add(root)
                 yield Found(root, root)
             continue
-        for item in _walk(root):
+        for item in _walk(root, {p.resolve() for p in exclude}):
             if isinstance(item, Found):
                 if item.path in seen:
                     continue
@@ -63,7 +65,7 @@ def find_files(paths: Sequence[Path]) -> Iterator[Found | Skipped]:
             yield item
 
 
-def _walk(root: Path) -> Iterator[Found | Skipped]:
+def _walk(root: Path, exclude: set[Path]) -> Iterator[Found | Skipped]:
     rules: list[tuple[Path, Any]] = []
     errors: list[OSError] = []
     for folder, dirs, files in os.walk(root, onerror=errors.append):
@@ -80,7 +82,8 @@ def _walk(root: Path) -> Iterator[Found | Skipped]:
         kept = []
         for name in sorted(dirs):
             path = here / name
-            if name in SKIPPED_FOLDERS or _ignored(path, rules, folder=True):
+            if (name in SKIPPED_FOLDERS or path in exclude
+                    or _ignored(path, rules, folder=True)):
                 continue
             if path.is_symlink():
                 yield Skipped(str(path), "symlinked folder not followed")

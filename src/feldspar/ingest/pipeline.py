@@ -44,6 +44,8 @@ class IngestOptions:
     parse_memory_mb: int = 2048
     prune: bool = False
     """Remove documents under the paths given whose files are gone or now ignored."""
+    exclude: tuple[Path, ...] = ()
+    """Folders never entered (the workspace's own home, with its database)."""
 
 
 @dataclass
@@ -97,7 +99,7 @@ def ingest(store: Store, embedder: Embedder, paths: Sequence[Path], collection: 
     report = IngestReport(collection)
     _ensure_collection(store, embedder, collection)
     found: list[Found] = []
-    for item in find_files(paths):
+    for item in find_files(paths, options.exclude):
         if isinstance(item, Skipped):
             report.skipped.append(item)
         else:
