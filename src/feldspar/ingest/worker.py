@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,12 +88,12 @@ class ParserProcess:
     def _died(self, proc: subprocess.Popen[str]) -> str:
         code = proc.wait()
         self._proc = None
+        # The child catches every exception a parser raises, so dying means a fault or a
+        # memory error where Python could not even report it (seen as status 1).
+        hint = f" (out of memory? the limit is {self.memory_mb} MB, parse_memory_mb)"
         if code < 0:
-            name = signal.Signals(-code).name
-            hint = (f" (out of memory? the limit is {self.memory_mb} MB, parse_memory_mb)"
-                    if -code in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) else "")
-            return f"the parser crashed with {name}{hint}"
-        return f"the parser exited with status {code}"
+            return f"the parser crashed with {signal.Signals(-code).name}{hint}"
+        return f"the parser exited with status {code}{hint}"
 
     def close(self) -> None:
         if self._proc is not None:
@@ -138,26 +139,40 @@ def _serve(memory_mb: int) -> None:
 
     for line in sys.stdin:
         path = Path(json.loads(line)["path"])
-        reply: dict[str, Any]
+        reply: dict[str, Any] | None = _handle(path, parse, memory_mb)
         try:
-            data = path.read_bytes()
-            parsed = parse(path, data)
-            reply = {"ok": True, "parsed": _encode(parsed), "size": len(data),
-                     "sha256": hashlib.sha256(data).hexdigest()}
-        except ParseError as exc:
-            reply = {"ok": False, "reason": str(exc)}
-        except MemoryError:
-            reply = {"ok": False, "reason": f"parsing needed more than {memory_mb} MB "
-                                            "(parse_memory_mb)"}
-        except RecursionError:
-            reply = {"ok": False, "reason": "the document is nested too deeply to parse"}
-        except OSError as exc:
-            reply = {"ok": False, "reason": f"unreadable: {exc.strerror or exc}"}
-        except Exception as exc:  # a parser library's own bug must not end the ingest
-            detail = " ".join(str(exc).split())[:200]
-            reply = {"ok": False, "reason": f"{type(exc).__name__}: {detail}"}
-        replies.write(json.dumps(reply) + "\n")
+            text = json.dumps(reply)
+        except MemoryError:  # a text that parsed within the limit, but not its JSON
+            text = ""
+        if not text:
+            reply = None
+            text = json.dumps({"ok": False, "reason": f"parsing needed more than {memory_mb} "
+                                                      "MB (parse_memory_mb)"})
+        replies.write(text + "\n")
         replies.flush()
+
+
+def _handle(path: Path, parse: Callable[[Path, bytes], Parsed], memory_mb: int
+            ) -> dict[str, Any]:
+    """One reply. A failure's reply is built after its `except` block ends, when the
+    traceback, and with it what the parser had allocated, is gone."""
+    failure: str
+    try:
+        data = path.read_bytes()
+        parsed = parse(path, data)
+        return {"ok": True, "parsed": _encode(parsed), "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest()}
+    except ParseError as exc:
+        failure = str(exc)
+    except MemoryError:
+        failure = f"parsing needed more than {memory_mb} MB (parse_memory_mb)"
+    except RecursionError:
+        failure = "the document is nested too deeply to parse"
+    except OSError as exc:
+        failure = f"unreadable: {exc.strerror or exc}"
+    except Exception as exc:  # a parser library's own bug must not end the ingest
+        failure = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return {"ok": False, "reason": failure}
 
 
 if __name__ == "__main__":
