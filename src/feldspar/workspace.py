@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from feldspar.config import Settings, load_settings
 from feldspar.errors import UserError
-from feldspar.store.records import Chunk, Collection, Document, Hit, Where
+from feldspar.store.records import Chunk, Collection, Document, Hit, Where, no_collection
 
 if TYPE_CHECKING:
     from feldspar.ingest.pipeline import IngestReport, Progress
@@ -134,13 +134,12 @@ class Workspace:
     def collection(self, name: str | None = None) -> Collection:
         found = self.store.collection(self._name(name))
         if found is None:
-            raise UserError(f"No collection named '{self._name(name)}'; see "
-                            "'feldspar collections list'")
+            raise no_collection(self._name(name))
         return found
 
     def delete_collection(self, name: str) -> None:
         if not self.store.delete_collection(name):
-            raise UserError(f"No collection named '{name}'; see 'feldspar collections list'")
+            raise no_collection(name)
 
     def documents(self, collection: str | None = None,
                   where: Where | None = None) -> list[Document]:

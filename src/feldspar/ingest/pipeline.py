@@ -248,9 +248,9 @@ def reembed(store: Store, embedder: Embedder, collection: str, *,
     """Embed every chunk of a collection again with `embedder` and switch the collection
     to it in one transaction; returns the number of chunks."""
     if store.collection(collection) is None:
-        from feldspar.errors import UserError
+        from feldspar.store.records import no_collection
 
-        raise UserError(f"No collection named '{collection}'; see 'feldspar collections list'")
+        raise no_collection(collection)
     vectors: dict[int, np.ndarray] = {}
     for batch in store.iter_chunks(collection):
         embedded = embedder.embed([c.embed_text() for c in batch])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from feldspar.errors import UserError
 
@@ -123,3 +125,20 @@ class Where:
         """The path glob, anchored so that a relative pattern matches at any depth."""
         assert self.path is not None
         return self.path if self.path.startswith(("/", "*")) else "*/" + self.path
+
+
+def no_collection(name: str) -> UserError:
+    """The error for a collection that does not exist, the same from every store."""
+    return UserError(f"No collection named '{name}'; see 'feldspar collections list'")
+
+
+DOCUMENT_COLUMNS = ("d.path, d.content_hash, d.size, d.mtime, d.type, d.language, d.title, "
+                    "d.chunk_count, d.ingested_at")
+"""The columns of `documents d` that `document_from_row` reads, in its order."""
+
+
+def document_from_row(collection: str, r: Sequence[Any]) -> Document:
+    """A Document from a row of DOCUMENT_COLUMNS."""
+    return Document(collection=collection, path=r[0], content_hash=r[1], size=r[2],
+                    mtime=r[3], type=r[4], language=r[5], title=r[6], chunks=r[7],
+                    ingested_at=r[8])

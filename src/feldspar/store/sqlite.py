@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from feldspar.errors import StoreError, UserError
-from feldspar.store.records import Chunk, Collection, Document, Where
+from feldspar.store.records import (
+    DOCUMENT_COLUMNS,
+    Chunk,
+    Collection,
+    Document,
+    Where,
+    document_from_row,
+    no_collection,
+)
 from feldspar.store.vectors import HNSW_THRESHOLD, ExactIndex, HnswIndex
 
 SCHEMA_VERSION = 2
@@ -229,7 +237,7 @@ class SqliteStore:
         sql = "SELECT id, dimension, version FROM collections WHERE name=?"
         rows = db.execute(sql, (name,)).fetchall() if db else self._read(sql, (name,))
         if not rows:
-            raise UserError(f"No collection named '{name}'; see 'feldspar collections list'")
+            raise no_collection(name)
         return int(rows[0][0]), int(rows[0][1]), int(rows[0][2])
 
     # Documents
@@ -245,12 +253,9 @@ class SqliteStore:
     def _documents(self, collection: str, sql: str, params: tuple[Any, ...]) -> list[Document]:
         cid, _, _ = self._collection_row(None, collection)
         rows = self._read(
-            "SELECT d.path, d.content_hash, d.size, d.mtime, d.type, d.language, d.title, "
-            f"d.chunk_count, d.ingested_at FROM documents d WHERE d.collection_id = ? {sql} "
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.collection_id = ? {sql} "
             "ORDER BY d.path", (cid, *params))
-        return [Document(collection=collection, path=r[0], content_hash=r[1], size=r[2],
-                         mtime=r[3], type=r[4], language=r[5], title=r[6], chunks=r[7],
-                         ingested_at=r[8]) for r in rows]
+        return [document_from_row(collection, r) for r in rows]
 
     def put_document(self, document: Document, chunks: Sequence[Chunk],
                      vectors: np.ndarray) -> Document:
