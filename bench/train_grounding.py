@@ -5,7 +5,7 @@ The held-out test part (about 30%, by a hash of each example's group: BEGIN's kn
 text, WiCE's claim, ExpertQA's question) is never read here; bench/grounding.py scores it.
 scikit-learn is used here only; the packaged detector evaluates the weights with numpy.
 
-    python bench/train_grounding.py [--data ../shared/data] [--model logistic|mlp] [--compare]
+    python bench/train_grounding.py [--data ../shared/data] [--model trees|logistic|mlp] [--compare]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from common import save
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEST_SHARE = 30  # percent of groups held out
 SETS = ("begin", "wice", "expertqa")
-CANDIDATES_PER_PASSAGE = 4
+CANDIDATES_PER_PASSAGE = 2
+TREE_DEPTH = 2
 EMBED_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "feldspar-grounding-embeddings"
 
 
@@ -105,7 +106,7 @@ def placeholder_model() -> Any:
     from feldspar.grounding.model import GroundingModel
 
     n = len(FEATURES)
-    return GroundingModel(np.zeros(n), np.ones(n), ((np.zeros((n, 1)), np.zeros(1)),), 0.5,
+    return GroundingModel(np.zeros(n), np.ones(n), ((np.zeros((n, 1)), np.zeros(1)),), None, 0.5,
                           CANDIDATES_PER_PASSAGE, {})
 
 
@@ -207,9 +208,13 @@ def best_threshold(examples: Sequence[Example], scores: np.ndarray) -> float:
 # --- models ------------------------------------------------------------------------------
 
 def make(kind: str, seed: int = 0) -> Any:
+    from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
+    if kind == "trees":
+        return GradientBoostingClassifier(max_depth=TREE_DEPTH, n_estimators=300,
+                                          learning_rate=0.05, subsample=0.8, random_state=seed)
     if kind == "logistic":
         return LogisticRegression(C=1.0, max_iter=5000)
     if kind == "mlp":
@@ -255,7 +260,20 @@ def cross_validate(kind: str, examples: list[Example], x: Features, folds: int =
     return out
 
 
-def export(kind: str, model: Any) -> dict[str, Any]:
+def export(kind: str, model: Any, x: np.ndarray) -> dict[str, Any]:
+    if kind == "trees":
+        trees = []
+        for estimator in model.estimators_[:, 0]:
+            tree = estimator.tree_
+            leaf = tree.children_left == -1
+            nodes = np.arange(tree.node_count)
+            trees.append({"feature": np.where(leaf, 0, tree.feature),
+                          "threshold": np.where(leaf, 0.0, tree.threshold),
+                          "left": np.where(leaf, nodes, tree.children_left),
+                          "right": np.where(leaf, nodes, tree.children_right),
+                          "value": tree.value[:, 0, 0] * model.learning_rate})
+        return {"bias": float(model._raw_predict_init(x[:1])[0, 0]), "depth": TREE_DEPTH,
+                "trees": trees}
     if kind == "logistic":
         return {"coef": model.coef_[0], "intercept": float(model.intercept_[0])}
     return {"layers": [{"weight": w, "bias": b}
@@ -266,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path,
                         default=Path(os.environ.get("FELDSPAR_BENCH_DATA", DEFAULT_DATA)))
-    parser.add_argument("--model", choices=("logistic", "mlp"), default="logistic")
+    parser.add_argument("--model", choices=("trees", "logistic", "mlp"), default="trees")
     parser.add_argument("--compare", action="store_true",
                         help="Only print cross-validated figures of each model kind.")
     parser.add_argument("--no-cache", action="store_true",
@@ -283,7 +301,7 @@ def main() -> None:
     embedder.save()
     y = np.array([ex.label for ex in examples])
 
-    kinds = ("logistic", "mlp") if args.compare else (args.model,)
+    kinds = ("trees", "logistic", "mlp") if args.compare else (args.model,)
     cv: dict[str, Any] = {}
     for kind in kinds:
         oof = cross_validate(kind, examples, x)
@@ -302,8 +320,17 @@ def main() -> None:
     info = {"data": [ "BEGIN dev", "WiCE dev (oracle chunks, claim)", "ExpertQA rand val"],
             "train_examples": len(examples), "test_share_percent": TEST_SHARE,
             "cross_validation": cv[args.model], "kind": args.model}
-    args.out.write_text(dump(mean, scale, args.model, export(args.model, model), threshold,
-                             CANDIDATES_PER_PASSAGE, info), encoding="utf-8")
+    text = dump(mean, scale, args.model, export(args.model, model, (x.units - mean) / scale),
+                threshold, CANDIDATES_PER_PASSAGE, info)
+    # The packaged numpy scorer must give what scikit-learn gives.
+    from feldspar.grounding.model import GroundingModel
+
+    ours = GroundingModel.from_dict(json.loads(text)).predict(x.units)
+    theirs = model.predict_proba((x.units - mean) / scale)[:, 1]
+    if not np.allclose(ours, theirs, atol=1e-4):
+        raise SystemExit(f"numpy scorer differs from scikit-learn by "
+                         f"{np.abs(ours - theirs).max():.2g}")
+    args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     print(save("grounding_training", {"model": args.model, "threshold": threshold,
                                       "cross_validation": cv}))

@@ -1,14 +1,14 @@
 """The trained scorer, stored as plain JSON numbers and evaluated with numpy.
 
-Two kinds are understood: `logistic` (standardised features, one weight each) and `mlp`
-(standardised features, ReLU hidden layers, a logistic output). The file holds numbers
-and feature names only; loading checks both, so it can never carry code.
+Three kinds are understood, all on standardised features: `logistic` (one weight each),
+`mlp` (ReLU hidden layers, a logistic output) and `trees` (gradient-boosted regression
+trees whose leaf values add up to a log-odds). The file holds numbers and feature names
+only; loading checks both, so it can never carry code.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ class GroundingModel:
     scale: np.ndarray
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]
     """(weight (n_in, n_out), bias (n_out,)) pairs; ReLU between them, a sigmoid at the end."""
+    trees: Trees | None
     threshold: float
     """Scores at or above it count as grounded (chosen by cross-validation on training data)."""
     candidates_per_passage: int
@@ -56,15 +57,23 @@ class GroundingModel:
         if data.get("features") != list(FEATURES):
             raise bad("the feature list differs from this version's")
         model = data.get("model")
-        if not isinstance(model, dict) or model.get("kind") not in ("logistic", "mlp"):
-            raise bad("model.kind must be 'logistic' or 'mlp'")
+        if not isinstance(model, dict) or model.get("kind") not in KINDS:
+            raise bad(f"model.kind must be one of {', '.join(KINDS)}")
         n = len(FEATURES)
         mean, scale = _numbers(model.get("mean"), (n,)), _numbers(model.get("scale"), (n,))
         if mean is None or scale is None or not (scale > 0).all():
             raise bad("mean and scale need one finite number per feature, scales above 0")
-        raw = ([{"weight": [[w] for w in model.get("coef", [])],
-                 "bias": [model.get("intercept")]}] if model["kind"] == "logistic"
-               else model.get("layers"))
+        trees = None
+        if model["kind"] == "trees":
+            trees = Trees.from_dict(model, n)
+            if trees is None:
+                raise bad("the trees are not well formed")
+            raw = [{"weight": [[0.0]] * n, "bias": [model.get("bias")]}]
+        elif model["kind"] == "logistic":
+            raw = [{"weight": [[w] for w in model.get("coef", [])],
+                    "bias": [model.get("intercept")]}]
+        else:
+            raw = model.get("layers")
         if not isinstance(raw, list) or not raw:
             raise bad("no layers")
         layers = []
@@ -88,7 +97,7 @@ class GroundingModel:
         if not isinstance(per_passage, int) or per_passage < 1:
             raise bad("candidates_per_passage must be a positive integer")
         info = data.get("training", {})
-        return cls(mean, scale, tuple(layers), threshold, per_passage,
+        return cls(mean, scale, tuple(layers), trees, threshold, per_passage,
                    info if isinstance(info, dict) else {})
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -98,9 +107,67 @@ class GroundingModel:
             x = x @ weight + bias
             if i < len(self.layers) - 1:
                 x = np.maximum(x, 0.0)
-        logits = np.clip(x[:, 0], -30.0, 30.0)
+        logits = x[:, 0]
+        if self.trees is not None:
+            # Trees compare in float32, as scikit-learn's do, so that splits agree exactly.
+            standard = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+            logits = logits + self.trees.predict(standard.astype(np.float32))
+        logits = np.clip(logits, -30.0, 30.0)
         probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
         return probabilities
+
+
+@dataclass(frozen=True)
+class Trees:
+    """Regression trees as padded (n_trees, n_nodes) arrays; a leaf points to itself."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+    """Leaf values, already scaled by the learning rate."""
+    depth: int
+
+    @classmethod
+    def from_dict(cls, model: dict[str, Any], n_features: int) -> Trees | None:
+        raw = model.get("trees")
+        depth = model.get("depth")
+        if not isinstance(raw, list) or not raw or not isinstance(depth, int) or depth < 1:
+            return None
+        width = max(len(t.get("left", [])) if isinstance(t, dict) else 0 for t in raw)
+        arrays = {k: np.zeros((len(raw), width)) for k in ("feature", "threshold", "left",
+                                                            "right", "value")}
+        for i, tree in enumerate(raw):
+            parts = {k: _numbers(tree.get(k), None) if isinstance(tree, dict) else None
+                     for k in arrays}
+            count = len(tree["left"]) if isinstance(tree, dict) else 0
+            if any(p is None or p.shape != (count,) for p in parts.values()):
+                return None
+            for key, part in parts.items():
+                assert part is not None
+                arrays[key][i, :count] = part
+                if key in ("left", "right"):  # padding nodes are leaves
+                    arrays[key][i, count:] = np.arange(count, width)
+        feature, left, right = (arrays[k].astype(np.int64) for k in ("feature", "left", "right"))
+        if ((feature < 0) | (feature >= n_features)).any() or (
+                (left < 0) | (left >= width) | (right < 0) | (right >= width)).any():
+            return None
+        return cls(feature, arrays["threshold"], left, right, arrays["value"], depth)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The sum of the trees' leaf values for each row of `x` (standardised)."""
+        trees = np.arange(len(self.feature))
+        node = np.zeros((len(x), len(trees)), dtype=np.int64)
+        rows = np.arange(len(x))[:, None]
+        for _ in range(self.depth):
+            go_left = x[rows, self.feature[trees, node]] <= self.threshold[trees, node]
+            node = np.where(go_left, self.left[trees, node], self.right[trees, node])
+        total: np.ndarray = self.value[trees, node].sum(axis=1)
+        return total
+
+
+KINDS = ("logistic", "mlp", "trees")
 
 
 def _numbers(value: Any, shape: tuple[int, ...] | None) -> np.ndarray | None:
@@ -126,8 +193,6 @@ def dump(mean: np.ndarray, scale: np.ndarray, kind: str, params: dict[str, Any],
             return [plain(v) for v in value]
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, float):
-            return round(value, 7) if math.isfinite(value) else value
         return value
 
     data = {"format": FORMAT, "features": list(FEATURES), "threshold": float(threshold),
