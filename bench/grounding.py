@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from common import save
 from train_grounding import DEFAULT_DATA, SETS, balanced_accuracy, load, per_unit
 

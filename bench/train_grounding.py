@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from common import save
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -256,7 +257,8 @@ def cross_validate(kind: str, examples: list[Example], x: Features, folds: int =
         train = fold != k
         model, mean, scale = fit(kind, x.units[train], y[train], w[train])
         out[~train] = x.subset(~train).scores(
-            lambda rows: model.predict_proba((rows - mean) / scale)[:, 1])
+            lambda rows, model=model, mean=mean, scale=scale:
+            model.predict_proba((rows - mean) / scale)[:, 1])
     return out
 
 

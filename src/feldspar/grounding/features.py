@@ -9,6 +9,7 @@ by the same model.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ import numpy as np
 from feldspar.grounding.sentences import split_sentences
 
 # English and French words that carry no checkable fact on their own.
-STOPWORDS = frozenset("""
+_STOPWORDS = """
     a about above after again against all also am an and any are as at be because been
     before being below between both but by can could did do does doing down during each
     few for from further had has have having he her here hers herself him himself his how
@@ -38,11 +39,14 @@ STOPWORDS = frozenset("""
     par pour sur sous avec sans chez vers entre est sont été être avoir a ai as avons avez
     ont était étaient sera fait faire plus moins très bien aussi alors comme si ne pas
     oui non merci bonjour voici voilà tout tous toute toutes autre autres même
-""".split())
-NEGATIONS = frozenset("not no never none nor cannot without neither ne pas jamais aucun "
-                      "aucune sans ni rien personne".split())
-PERSONAL = frozenset("i me my mine myself we us our ours you your yours je moi mon ma mes "
-                     "nous notre nos vous votre vos tu toi ton ta tes".split())
+"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+_NEGATIONS = ("not no never none nor cannot without neither ne pas jamais aucun aucune sans "
+              "ni rien personne")
+NEGATIONS = frozenset(_NEGATIONS.split())
+_PERSONAL = ("i me my mine myself we us our ours you your yours je moi mon ma mes nous notre "
+             "nos vous votre vos tu toi ton ta tes")
+PERSONAL = frozenset(_PERSONAL.split())
 
 SENTENCE_FEATURES = (
     "coverage",          # share of the sentence's content words found in the context
@@ -251,7 +255,7 @@ def view(context: Context, passages: Sequence[int], dim: int) -> _View:
         row = context.vectors[p]
         embedded = [v for v in row if v is not None]
         vectors.extend(embedded)
-        for left, right in zip(row, row[1:], strict=False):
+        for left, right in itertools.pairwise(row):
             if left is not None and right is not None:
                 window_vectors.append(_unit(left + right))
         if embedded:
@@ -271,7 +275,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 
 def _share(part: frozenset[str] | frozenset[tuple[str, ...]],
            whole: frozenset[str] | frozenset[tuple[str, ...]]) -> float:
-    return len(part & whole) / len(part) if part else 1.0  # type: ignore[operator]
+    return len(part & whole) / len(part) if part else 1.0
 
 
 def sentence_features(claim: Analysis, vector: np.ndarray, ctx: _View) -> list[float]:

@@ -63,33 +63,12 @@ class GroundingModel:
         mean, scale = _numbers(model.get("mean"), (n,)), _numbers(model.get("scale"), (n,))
         if mean is None or scale is None or not (scale > 0).all():
             raise bad("mean and scale need one finite number per feature, scales above 0")
-        trees = None
-        if model["kind"] == "trees":
-            trees = Trees.from_dict(model, n)
-            if trees is None:
-                raise bad("the trees are not well formed")
-            raw = [{"weight": [[0.0]] * n, "bias": [model.get("bias")]}]
-        elif model["kind"] == "logistic":
-            raw = [{"weight": [[w] for w in model.get("coef", [])],
-                    "bias": [model.get("intercept")]}]
-        else:
-            raw = model.get("layers")
-        if not isinstance(raw, list) or not raw:
-            raise bad("no layers")
-        layers = []
-        width = n
-        for layer in raw:
-            if not isinstance(layer, dict):
-                raise bad("a layer is not an object")
-            weight = _numbers(layer.get("weight"), None)
-            bias = _numbers(layer.get("bias"), None)
-            if (weight is None or bias is None or weight.ndim != 2 or weight.shape[0] != width
-                    or bias.shape != (weight.shape[1],)):
-                raise bad(f"a layer does not fit ({width} inputs expected)")
-            layers.append((weight, bias))
-            width = weight.shape[1]
-        if width != 1:
-            raise bad("the last layer must have one output")
+        trees = Trees.from_dict(model, n) if model["kind"] == "trees" else None
+        if model["kind"] == "trees" and trees is None:
+            raise bad("the trees are not well formed")
+        layers = _layers(model, n)
+        if layers is None:
+            raise bad(f"the layers do not fit {n} features and one output")
         threshold = data.get("threshold")
         per_passage = data.get("candidates_per_passage")
         if not isinstance(threshold, float) or not 0 <= threshold <= 1:
@@ -97,7 +76,7 @@ class GroundingModel:
         if not isinstance(per_passage, int) or per_passage < 1:
             raise bad("candidates_per_passage must be a positive integer")
         info = data.get("training", {})
-        return cls(mean, scale, tuple(layers), trees, threshold, per_passage,
+        return cls(mean, scale, layers, trees, threshold, per_passage,
                    info if isinstance(info, dict) else {})
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -115,6 +94,34 @@ class GroundingModel:
         logits = np.clip(logits, -30.0, 30.0)
         probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
         return probabilities
+
+
+def _layers(model: dict[str, Any], n_features: int
+            ) -> tuple[tuple[np.ndarray, np.ndarray], ...] | None:
+    """The (weight, bias) layers of a model dict, or None if they do not fit together."""
+    raw: Any
+    if model["kind"] == "trees":  # the trees add to a constant log-odds
+        raw = [{"weight": [[0.0]] * n_features, "bias": [model.get("bias")]}]
+    elif model["kind"] == "logistic":
+        raw = [{"weight": [[w] for w in model.get("coef", [])],
+                "bias": [model.get("intercept")]}]
+    else:
+        raw = model.get("layers")
+    if not isinstance(raw, list) or not raw:
+        return None
+    layers = []
+    width = n_features
+    for layer in raw:
+        if not isinstance(layer, dict):
+            return None
+        weight = _numbers(layer.get("weight"), None)
+        bias = _numbers(layer.get("bias"), None)
+        if (weight is None or bias is None or weight.ndim != 2 or weight.shape[0] != width
+                or bias.shape != (weight.shape[1],)):
+            return None
+        layers.append((weight, bias))
+        width = weight.shape[1]
+    return tuple(layers) if width == 1 else None
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ import re
 
 # Words that end with a dot but do not end a sentence, lower case, without the final dot.
 # Single letters (initials, "M. Dupont", the parts of "e.g.", "c.-à-d.") are handled apart.
-ABBREVIATIONS = frozenset("""
+_ABBREVIATIONS = """
     mr mrs ms dr prof st sr jr mt vs cf fig figs eq no nos vol vols pp ch sec approx
     dept est jan feb mar apr jun jul aug sep sept oct nov dec mme mlle mm me ste av apr
     env ex réf éd coll cie hon gen gov sgt capt col lt rev
-""".split())
+"""
+ABBREVIATIONS = frozenset(_ABBREVIATIONS.split())
 
 _MARKER = r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]"
 # An end of sentence: the stop, closing quotes/brackets, then citation markers after it.
