@@ -74,7 +74,7 @@ class GroundednessDetector:
     The score comes from a small model (stored as JSON numbers) over word-overlap features
     and embedding similarities; see docs/grounding.md for what it was trained on and how
     well it does. The response's score is the model's verdict on all its checkable
-    sentences together, which is about as low as its worst sentence.
+    sentences together, capped by the weakest one's own score.
 
     Example:
         >>> detector = GroundednessDetector()
