@@ -1,0 +1,134 @@
+"""`feldspar eval rag`: ask questions with known answers, score the replies, save a report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from feldspar.cli.ingest import open_workspace
+from feldspar.cli.output import print_json
+
+if TYPE_CHECKING:
+    from feldspar.evaluate import CaseResult, RagCase
+    from feldspar.rag.answer import Answer
+    from feldspar.workspace import Workspace
+
+# Exit status of a run that scored what it could but where some cases failed.
+EXIT_ERRORS = 3
+
+
+@click.group("eval", epilog="""\b
+Examples:
+  feldspar eval rag --dataset questions.jsonl --collection handbook
+  feldspar eval rag --dataset ./squad_v1_dev_subset_xquad_en --limit 150
+""")
+def eval_group() -> None:
+    """Measure answer quality on questions whose answers are known."""
+
+
+@eval_group.command("rag", epilog=f"""\b
+Examples:
+  feldspar eval rag --dataset questions.jsonl --collection handbook
+  feldspar eval rag --dataset ./squad_v1_dev_subset_xquad_en --limit 150 -m granite-3.3-2b-instruct
+  feldspar eval rag --dataset ./piaf_fr --limit 100 --json --output piaf.json
+
+\b
+DATASET is a JSONL file of cases, one object a line:
+  {{"id": "q1", "question": "...", "gold_sources": ["leave.md"], "answers": ["20 days"]}}
+asked of a collection you ingested, or a SQuAD-style folder (passages.jsonl and
+questions.jsonl): its passages are written to FELDSPAR_HOME/eval/COLLECTION/corpus and
+ingested first, except those of a fifth of the questions' articles, whose questions
+become unanswerable cases. Metrics: docs/evaluation.md.
+
+\b
+Exit status: 0 when every case was scored, {EXIT_ERRORS} when some failed (the report
+has their errors), 1 on an error that stopped the run.
+""")
+@click.option("--dataset", required=True, type=click.Path(path_type=Path),
+              metavar="FILE|FOLDER",
+              help="A JSONL file of cases, or a SQuAD-style folder.")
+@click.option("-c", "--collection",
+              help="Collection to ask (default: the 'collection' setting for a file, "
+                   "eval-FOLDERNAME for a folder).")
+@click.option("-m", "--model", help="Chat model (default: the chat_model setting).")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Ask a seeded sample of N cases, keeping the share of unanswerable ones.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to save the JSON report (default: "
+                   "FELDSPAR_HOME/reports/eval-rag-UTCTIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def rag(dataset: Path, collection: str | None, model: str | None, limit: int | None,
+        output: Path | None, as_json: bool) -> None:
+    """Score answers on a set of known questions.
+
+    Asks every case of DATASET, scores retrieval, the answer, its citations and
+    abstention, prints the summary and saves the full report.
+    """
+    from tqdm import tqdm
+
+    from feldspar.evaluate import load_cases, run_rag, sample_cases, squad_folder
+
+    started = datetime.now(UTC)
+    with open_workspace() as ws:
+        if dataset.is_dir():
+            name = collection or f"eval-{dataset.resolve().name}"
+            corpus, cases = squad_folder(dataset, ws.settings.home / "eval" / name,
+                                         limit=limit)
+            _ingest(ws, corpus, name)
+        else:
+            cases = load_cases(dataset)
+            cases = sample_cases(cases, limit) if limit else cases
+            name = ws.collection(collection).name  # no such collection: say so before asking
+
+        def ask(case: RagCase) -> Answer:
+            return ws.ask(case.question, collection=name, model=model)
+
+        with tqdm(total=len(cases), unit="question", desc="Asking", file=sys.stderr,
+                  disable=None, leave=False) as bar:
+            def step(result: CaseResult) -> None:
+                bar.update(1)
+
+            report = run_rag(cases, ask, on_case=step)
+        data = {"run": {"dataset": str(dataset.resolve()), "collection": name,
+                        "model": model or ws.settings.chat_model, "limit": limit,
+                        "started": started.isoformat(timespec="seconds")},
+                **report.to_dict()}
+
+    if output is None:
+        output = ws.settings.home / "reports" / f"eval-rag-{started:%Y%m%dT%H%M%SZ}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(report.table())
+    errors = report.groups()["errors"]
+    for result in errors[:3]:
+        click.echo(f"Case {result.case.id} failed: {result.error}", err=True)
+    click.echo(f"Report saved to {output}", err=True)
+    if errors:
+        sys.exit(EXIT_ERRORS)
+
+
+def _ingest(ws: Workspace, corpus: Path, collection: str) -> None:
+    """Bring the collection up to date with the corpus folder (unchanged files are skipped,
+    passages no longer in it are removed)."""
+    from tqdm import tqdm
+
+    with tqdm(unit="file", desc="Ingesting the corpus", file=sys.stderr, disable=None,
+              leave=False) as bar:
+        def total(n: int) -> None:
+            bar.reset(total=n)
+
+        def step(path: str, status: str) -> None:
+            bar.update(1)
+
+        report = ws.ingest([corpus], collection, prune=True, on_file=step, on_total=total)
+    if report.skipped:
+        click.echo(f"{len(report.skipped)} corpus files were not ingested, e.g. "
+                   f"{report.skipped[0].path}: {report.skipped[0].reason}", err=True)
