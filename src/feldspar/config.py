@@ -107,6 +107,17 @@ class Settings(BaseSettings):
     rerank_model: str | None = Field(None, description="Cross-encoder that reranks search "
                                      "results (a sentence-transformers model folder or "
                                      "name); none by default.")
+    rag_top_k: int = Field(5, ge=1, le=50, description="Chunks that `ask` gives the model "
+                           "as numbered sources.")
+    rag_max_tokens: int = Field(256, ge=1, description="Most tokens of an answer.")
+    rag_min_relevance: float = Field(0.3, ge=-1.0, le=1.0, description="`ask` abstains "
+                                     "without asking the model when no retrieved chunk has "
+                                     "at least this cosine similarity to the question.")
+    rag_min_support: float = Field(0.5, ge=0.0, le=1.0, description="`ask` abstains when "
+                                   "the answer's support (the mean of its sentences' "
+                                   "groundedness) is below this.")
+    rag_abstain_text: str = Field("The documents do not say.", min_length=1,
+                                  description="What `ask` replies when it abstains.")
 
     @field_validator("allowed_licenses")
     @classmethod

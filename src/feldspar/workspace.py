@@ -21,8 +21,12 @@ from feldspar.errors import UserError
 from feldspar.store.records import Chunk, Collection, Document, Hit, Where, no_collection
 
 if TYPE_CHECKING:
+    from feldspar.datatypes import Message
+    from feldspar.grounding.detector import GroundednessDetector
     from feldspar.ingest.pipeline import IngestReport, Progress
-    from feldspar.models.base import Embedder
+    from feldspar.models.base import ChatModel, Embedder, GenerationOptions
+    from feldspar.rag.answer import Answer
+    from feldspar.rag.answering import AnswerStream
     from feldspar.retrieve.searching import Mode, Reranker
     from feldspar.store.base import Store
 
@@ -54,6 +58,7 @@ class Workspace:
         self._embedder = embedder
         self._embed_model = embed_model
         self._reranker: Reranker | None = None
+        self._grounding: GroundednessDetector | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -125,6 +130,41 @@ class Workspace:
 
             self._reranker = CrossEncoderReranker(self.settings.rerank_model, self.settings)
         return self._reranker
+
+    # Answers
+
+    def ask(self, question: str, *, collection: str | None = None,
+            model: str | ChatModel | None = None,
+            history: Sequence[Message] = (), k: int | None = None, where: Where | None = None,
+            options: GenerationOptions | None = None) -> Answer:
+        """Answer `question` from a collection's documents, with checked citations.
+
+        `history` is the conversation so far (user and assistant messages): a follow-up
+        question is rewritten into a standalone one before searching. The answer abstains
+        (`Answer.abstained`) when no chunk is relevant enough or the model's answer is not
+        supported by the sources. See `feldspar.rag`.
+        """
+        return self.ask_stream(question, collection=collection, model=model, history=history,
+                               k=k, where=where, options=options).result()
+
+    def ask_stream(self, question: str, *, collection: str | None = None,
+                   model: str | ChatModel | None = None, history: Sequence[Message] = (),
+                   k: int | None = None, where: Where | None = None,
+                   options: GenerationOptions | None = None) -> AnswerStream:
+        """`ask`, streamed: iterate for the text, then call `.result()` for the `Answer`."""
+        from feldspar.rag.answering import ask_stream
+
+        return ask_stream(self, question, collection=collection, model=model,
+                          history=history, k=k, where=where, options=options)
+
+    @property
+    def grounding(self) -> GroundednessDetector:
+        """The groundedness detector that checks answers (on this workspace's embedder)."""
+        if self._grounding is None:
+            from feldspar.grounding.detector import GroundednessDetector
+
+            self._grounding = GroundednessDetector(self.embedder, settings=self.settings)
+        return self._grounding
 
     # Collections and documents
 

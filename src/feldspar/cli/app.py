@@ -41,6 +41,7 @@ Examples:
   feldspar models list
   feldspar models pull granite-3.3-2b-instruct
   feldspar ingest ./handbook && feldspar search "parental leave"
+  feldspar ask "How many days of parental leave do I get?"
 """)
 @click.version_option(__version__, "--version", prog_name="feldspar")
 def cli() -> None:
@@ -48,13 +49,17 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from feldspar.cli.ask import ask
     from feldspar.cli.chat import chat
     from feldspar.cli.collections import collections, documents
     from feldspar.cli.doctor import doctor
+    from feldspar.cli.evaluate import eval_group
+    from feldspar.cli.grounding import check_grounding
     from feldspar.cli.ingest import ingest, search
     from feldspar.cli.models import models
 
-    for command in (chat, collections, doctor, documents, ingest, models, search):
+    for command in (ask, chat, check_grounding, collections, doctor, documents, eval_group,
+                    ingest, models, search):
         cli.add_command(command)
 
 

@@ -231,6 +231,16 @@ class ChatModel(Model):
         self.load()
         return Stream(self, self.generate(messages, options), started)
 
+    @property
+    def context_window(self) -> int:
+        """Tokens the model can attend to: prompt and reply together."""
+        return min(self.settings.context_length, self.spec.context_length)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as the model reads it; backends without a tokenizer at hand
+        estimate on the safe side (one token per three bytes)."""
+        return len(text.encode("utf-8")) // 3 + 1
+
     def complete(
         self,
         prompt: str | Sequence[Message],

@@ -125,6 +125,10 @@ class LlamaCppChat(ChatModel):
         self.load()
         return self._template.render(messages)
 
+    def count_tokens(self, text: str) -> int:
+        self.load()
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def _prompt_tokens(self, messages: list[Message]) -> list[int]:
         tokenize = self._llama.tokenize
         tokens: list[int] = []

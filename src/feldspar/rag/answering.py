@@ -1,0 +1,186 @@
+"""`ask`: retrieve, prompt with numbered sources, generate, then check every citation.
+
+    question ─► (conversation? standalone rewrite) ─► hybrid search ─► relevant enough?
+        no ─► abstain, showing the closest sources
+        yes ─► prompt with [1]..[k] ─► stream ─► sentences × sources groundedness
+              ─► checked citations; an unsupported answer becomes an abstention
+
+The model call starts as soon as the sources are chosen, so the first token of an answer
+costs retrieval plus the model's own first token; verification runs after the stream.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from feldspar.datatypes import Message
+from feldspar.errors import ContextOverflow, UserError
+from feldspar.models.base import ChatModel, GenerationOptions, Stream, as_messages
+from feldspar.rag.answer import Answer, Source
+from feldspar.rag.citations import verify
+from feldspar.rag.conversation import standalone_query
+from feldspar.rag.prompting import build_messages, fit_sources, trim_history
+
+if TYPE_CHECKING:
+    from feldspar.grounding.detector import GroundednessDetector
+    from feldspar.store.records import Hit, Where
+    from feldspar.workspace import Workspace
+
+MAX_QUESTION_CHARS = 8000
+"""Longer questions are refused before any work: they are documents, not questions."""
+
+_DECLINED = re.compile(
+    r"\b(do(es)?n[o']?t (say|mention|contain|state|provide|specify)|"
+    r"(is|are) not (mentioned|stated|specified|given|provided)|"
+    r"no (information|mention)|i (do not|don't|cannot|can't) (know|find|answer))\b",
+    re.IGNORECASE)
+
+
+def declined(text: str, abstain_text: str) -> bool:
+    """Whether the model's reply says the sources do not answer.
+
+    Example:
+        >>> declined("The documents do not say.", "The documents do not say.")
+        True
+        >>> declined("Staff get 25 days [1].", "The documents do not say.")
+        False
+    """
+    squashed = " ".join(text.lower().split())
+    return abstain_text.lower().rstrip(".") in squashed or bool(_DECLINED.search(squashed))
+
+
+def to_source(marker: int, hit: Hit) -> Source:
+    chunk = hit.chunk
+    assert chunk.id is not None
+    assert chunk.path is not None
+    return Source(marker=marker, chunk_id=chunk.id, path=chunk.path,
+                  span=(chunk.start, chunk.end), lines=(chunk.line_start, chunk.line_end),
+                  page=chunk.page, headings=chunk.headings, text=chunk.text,
+                  score=hit.score, relevance=hit.scores.get("dense", 0.0))
+
+
+class AnswerStream(Iterator[str]):
+    """The answer's text as the model writes it; `result()` checks it and returns the
+    `Answer`. When `ask` abstains before generating, the stream yields the abstention."""
+
+    def __init__(self, *, question: str, query: str, sources: list[Source], model: ChatModel,
+                 stream: Stream | None, detector: Callable[[], GroundednessDetector],
+                 abstain_text: str, min_support: float, started: float,
+                 timings: dict[str, float], reason: str | None = None) -> None:
+        self._question, self._query, self._sources = question, query, sources
+        self._model, self._stream, self._detector = model, stream, detector
+        self._abstain_text, self._min_support = abstain_text, min_support
+        self._started, self._timings, self._reason = started, timings, reason
+        self._pending = [abstain_text] if stream is None else []
+        self._answer: Answer | None = None
+
+    def __next__(self) -> str:
+        if self._pending:
+            return self._pending.pop()
+        if self._stream is None:
+            raise StopIteration
+        piece = next(self._stream)
+        self._timings.setdefault("first_token_s", time.perf_counter() - self._started)
+        return piece
+
+    def close(self) -> None:
+        """Stop generating early."""
+        if self._stream is not None:
+            self._stream.close()
+
+    def result(self) -> Answer:
+        """Finish generating, verify the citations and return the `Answer`."""
+        if self._answer is None:
+            self._answer = self._finish()
+        return self._answer
+
+    def _finish(self) -> Answer:
+        answer = Answer(question=self._question, query=self._query, text=self._abstain_text,
+                        citations=[], sentences=[], sources=self._sources,
+                        abstained=True, reason=self._reason, model=self._model.spec.name,
+                        timings=self._timings)
+        if self._stream is None:
+            self._timings["total_s"] = time.perf_counter() - self._started
+            return answer
+        done = self._stream.result()
+        generated = time.perf_counter()
+        self._timings["generate_s"] = done.timings.total_s
+        if done.timings.first_token_s is not None:
+            self._timings.setdefault(
+                "first_token_s", self._timings["prompt_s"] + done.timings.first_token_s)
+        answer.usage, answer.draft = done.usage, done.text
+        if declined(done.text, self._abstain_text) or not done.text.strip():
+            answer.reason = "model declined"
+        else:
+            detector = self._detector()
+            text, sentences, citations = verify(self._question, done.text, self._sources,
+                                                detector.support, threshold=detector.threshold)
+            support = sum(s.support for s in sentences) / max(len(sentences), 1)
+            if support >= self._min_support:
+                answer = replace(answer, text=text, sentences=sentences, citations=citations,
+                                 abstained=False, reason=None)
+            else:
+                answer.reason = "not supported"
+                answer.sentences = sentences
+            self._timings["verify_s"] = time.perf_counter() - generated
+        self._timings["total_s"] = time.perf_counter() - self._started
+        return answer
+
+
+def ask_stream(workspace: Workspace, question: str, *, collection: str | None = None,
+               model: str | ChatModel | None = None, history: Sequence[Message] = (),
+               k: int | None = None, where: Where | None = None,
+               options: GenerationOptions | None = None) -> AnswerStream:
+    """Start answering `question` from a collection; see `Workspace.ask`."""
+    from feldspar.models.loading import get_model
+
+    if not question.strip():
+        raise UserError("The question is empty; ask something, e.g. "
+                        "feldspar ask \"How many days of leave do I get?\"")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise UserError(f"The question is {len(question)} characters, over the limit of "
+                        f"{MAX_QUESTION_CHARS}; ask a shorter question")
+    history = as_messages(list(history)) if history else []
+    settings = workspace.settings
+    name = workspace.collection(collection).name
+    if workspace.collection(name).chunks == 0:
+        raise UserError(f"Collection '{name}' has no text to answer from; ingest some files "
+                        f"first: feldspar ingest PATH --collection {name}")
+    llm = model if isinstance(model, ChatModel) else get_model(model, settings=settings)
+    options = options or GenerationOptions(max_tokens=settings.rag_max_tokens,
+                                           temperature=0.0)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    query = question.strip()
+    if history:
+        query = standalone_query(llm, history, question)
+        timings["rewrite_s"] = time.perf_counter() - started
+    searched = time.perf_counter()
+    hits = workspace.search(query, k=k or settings.rag_top_k, collection=name, where=where)
+    timings["retrieve_s"] = time.perf_counter() - searched
+    sources = [to_source(n, hit) for n, hit in enumerate(hits, start=1)]
+    answer = partial(AnswerStream, question=question, query=query, model=llm,
+                     detector=lambda: workspace.grounding, abstain_text=settings.rag_abstain_text,
+                     min_support=settings.rag_min_support, started=started, timings=timings)
+    if not sources or max(s.relevance for s in sources) < settings.rag_min_relevance:
+        return answer(sources=sources, stream=None, reason="no relevant passages")
+    window, reply = llm.context_window, options.max_tokens or settings.rag_max_tokens
+    turns = trim_history(history, window=window, count=llm.count_tokens)
+    fitted = fit_sources(question, sources, turns, window=window, reply_tokens=reply,
+                         count=llm.count_tokens, abstain_text=settings.rag_abstain_text)
+    if not fitted:
+        raise ContextOverflow(
+            f"No source fits beside the question in the model's context of {window} tokens; "
+            "ask a shorter question, lower rag_max_tokens or chunk_tokens, or use a model "
+            "with a longer context")
+    messages = build_messages(question, fitted, history=turns,
+                              abstain_text=settings.rag_abstain_text)
+    timings["prompt_s"] = time.perf_counter() - started
+    stream = llm.stream(messages, options=options)
+    return answer(sources=fitted, stream=stream)
+
