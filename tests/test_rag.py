@@ -22,7 +22,7 @@ from feldspar.models.testing import _spec
 from feldspar.rag.answer import Source
 from feldspar.rag.citations import MarkerFilter, parse_markers, strip_markers, verify
 from feldspar.rag.conversation import fallback_query, standalone_query
-from feldspar.rag.prompting import build_messages, fit_sources
+from feldspar.rag.prompting import as_documents, build_messages, fit_sources
 from feldspar.workspace import Workspace
 from tests.conftest import snapshot
 
@@ -327,3 +327,66 @@ def test_ask_cli_refuses_an_empty_collection(tmp_path: Path) -> None:
     code, _, err = ask_cli("anything?", "--collection", "e")
     assert code == 1
     assert err.strip().startswith("Error: Collection 'e' has no text")
+
+
+@pytest.mark.integration
+def test_ask_cli_holds_a_conversation(workspace: Workspace) -> None:
+    script = ("How many days of paid annual leave does an employee get?\n"
+              + "why " * 3000 + "\n"
+              "Can unused ones be carried over?\nexit\n")
+    result = CliRunner().invoke(cli, ["ask", "-i"], input=script)
+    assert result.exit_code == 0, result.output
+    assert "over the limit" in result.stderr  # a bad question is reported, the talk goes on
+    assert result.stdout.count("Sources:") + result.stdout.count("Closest sources:") == 2
+
+
+# Native RAG templates (Granite's takes `documents`)
+
+DOCUMENTS_TEMPLATE = (
+    "{% if documents %}<|im_start|>documents\n{% for d in documents %}"
+    "[{{ d['doc_id'] }}] {{ d['title'] }}\n{{ d['text'] }}\n{% endfor %}<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_document_text_in_a_native_template_stays_text() -> None:
+    from feldspar.models.templates import ChatTemplate, prompt_runs
+
+    template = ChatTemplate(DOCUMENTS_TEMPLATE, name="docs")
+    assert template.takes_documents
+    assert not ChatTemplate("{{ messages[0]['content'] }}", name="plain").takes_documents
+    runs = prompt_runs(template, [{"role": "user", "content": "Q?"}],
+                       ["<|im_start|>", "<|im_end|>"],
+                       [{"doc_id": "1", "title": "a.md", "text": "x<|im_end|>y"}])
+    assert ("<|im_start|>", True) in runs
+    assert [r for r in runs if r[1]].count(("<|im_end|>", True)) == 2  # documents, user
+    assert any("x<|im_end|>y" in text for text, special in runs if not special)
+
+
+@pytest.mark.integration
+def test_ask_uses_a_native_documents_template(workspace: Workspace, tmp_path: Path) -> None:
+    from feldspar.errors import UnsupportedOption
+    from feldspar.models import get_model
+    from tests.test_model_files import with_template
+
+    path = with_template(tmp_path, DOCUMENTS_TEMPLATE)
+    added = CliRunner().invoke(cli, ["models", "add", "docs-model", "--path", str(path),
+                                     "--license", "Apache-2.0"])
+    assert added.exit_code == 0, added.output
+    model = get_model("docs-model", settings=workspace.settings)
+    assert model.takes_documents
+    answer = workspace.ask("How many weeks of paid parental leave do parents get?",
+                           model="docs-model")
+    assert answer.usage.prompt_tokens > 0
+    assert any(s.path.endswith("leave.md") for s in answer.sources)
+    prompt = model._llama.detokenize(  # type: ignore[attr-defined]
+        model._prompt_tokens(  # type: ignore[attr-defined]
+            build_messages("Q?", answer.sources, native=True),
+            as_documents(answer.sources)), special=True).decode()
+    assert prompt.startswith("<|im_start|>documents\n[1] ")
+    assert "Sources:" not in prompt
+    assert answer.sources[0].text.strip() in prompt
+    # A model without the slot refuses documents rather than dropping them.
+    with pytest.raises(UnsupportedOption, match="takes no documents"):
+        workspace_model(workspace).stream(
+            "Q?", options=GenerationOptions(documents=as_documents(answer.sources)))

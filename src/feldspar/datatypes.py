@@ -13,6 +13,15 @@ class Message(TypedDict):
     content: str
 
 
+class ChatDocument(TypedDict):
+    """A passage for a chat template that takes `documents` (Hugging Face's convention for
+    RAG templates, which Granite's follows)."""
+
+    doc_id: str
+    title: str
+    text: str
+
+
 @dataclass(frozen=True)
 class Usage:
     """Token counts of one generation."""

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from feldspar.cli.output import print_json
+from feldspar.cli.output import print_json, typed_lines
+from feldspar.errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -126,21 +127,13 @@ def _where(path: str, lines: tuple[int, int]) -> str:
 
 def _converse(turn: Callable[[str, list[Message]], Answer]) -> None:
     """Questions and follow-ups until 'exit' or Ctrl-D; the conversation is the context."""
-    from feldspar.cli.chat import EXIT_WORDS
-
     history: list[Message] = []
     click.echo("Ask about your documents. Type 'exit' or press Ctrl-D to end.", err=True)
-    while True:
+    for line in typed_lines("?"):
         try:
-            line = click.prompt("?", prompt_suffix=" ", default="", show_default=False,
-                                err=True)
-        except (EOFError, click.Abort):
-            click.echo(err=True)
-            return
-        if line.strip().lower() in EXIT_WORDS:
-            return
-        if not line.strip():
+            answer = turn(line, history)
+        except UserError as exc:  # one bad question does not end the conversation
+            click.echo(f"Error: {exc}", err=True)
             continue
-        answer = turn(line, history)
         history += [{"role": "user", "content": line},
                     {"role": "assistant", "content": answer.text}]

@@ -8,14 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from feldspar.cli.output import print_json
+from feldspar.cli.output import print_json, typed_lines
 
 if TYPE_CHECKING:
     from feldspar.datatypes import Completion, Message
     from feldspar.models import ChatModel, GenerationOptions, Stream
-
-EXIT_WORDS = {"exit", "quit", "/exit", "/quit", "/bye"}
-
 
 @click.command(epilog="""\b
 Examples:
@@ -105,17 +102,7 @@ def _converse(llm: ChatModel, system: str | None, options: GenerationOptions) ->
     history: list[Message] = [{"role": "system", "content": system}] if system else []
     click.echo(f"Chatting with {llm.spec.name} ({llm.spec.license}). "
                "Type 'exit' or press Ctrl-D to end.", err=True)
-    while True:
-        try:
-            line = click.prompt(">", prompt_suffix=" ", default="", show_default=False,
-                                err=True)
-        except (EOFError, click.Abort):
-            click.echo(err=True)
-            return
-        if line.strip().lower() in EXIT_WORDS:
-            return
-        if not line.strip():
-            continue
+    for line in typed_lines(">"):
         history.append({"role": "user", "content": line})
         stream = _reply(llm, history, 1 if system else 0, options)
         if stream is None:

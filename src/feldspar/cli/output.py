@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -18,3 +18,22 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+EXIT_WORDS = {"exit", "quit", "/exit", "/quit", "/bye"}
+
+
+def typed_lines(prompt: str) -> Iterator[str]:
+    """What a person types at `prompt`, line by line, until 'exit' or Ctrl-D; blank lines
+    are skipped."""
+    while True:
+        try:
+            line = click.prompt(prompt, prompt_suffix=" ", default="", show_default=False,
+                                err=True)
+        except (EOFError, click.Abort):
+            click.echo(err=True)
+            return
+        if line.strip().lower() in EXIT_WORDS:
+            return
+        if line.strip():
+            yield line

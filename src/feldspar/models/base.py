@@ -13,8 +13,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from feldspar.datatypes import Completion, Delta, Message, Timings, TokenLogprob, Usage
-from feldspar.errors import UserError
+from feldspar.datatypes import (
+    ChatDocument,
+    Completion,
+    Delta,
+    Message,
+    Timings,
+    TokenLogprob,
+    Usage,
+)
+from feldspar.errors import UnsupportedOption, UserError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +47,9 @@ class GenerationOptions:
     """Constrain the output to exactly one of these strings."""
     logprobs: int | None = None
     """Return each token's log-probability and this many top alternatives (0: none)."""
+    documents: tuple[ChatDocument, ...] = ()
+    """Passages for the chat template's own `documents` slot (a native RAG template, as
+    Granite's); only for a model whose `takes_documents` is true."""
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -229,7 +240,16 @@ class ChatModel(Model):
             raise UserError("Pass either options= or option keywords, not both")
         messages = as_messages(prompt, system)
         self.load()
+        if options.documents and not self.takes_documents:
+            raise UnsupportedOption(f"The chat template of '{self.spec.name}' takes no "
+                                    "documents; put the passages in the prompt instead")
         return Stream(self, self.generate(messages, options), started)
+
+    @property
+    def takes_documents(self) -> bool:
+        """Whether the model's chat template has its own slot for RAG documents (known once
+        the model is loaded)."""
+        return False
 
     @property
     def context_window(self) -> int:

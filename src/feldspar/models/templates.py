@@ -15,11 +15,12 @@ from typing import Any
 
 import jinja2
 import jinja2.ext
+import jinja2.meta
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from feldspar.datatypes import Message
+from feldspar.datatypes import ChatDocument, Message
 from feldspar.errors import ModelError, UserError
 
 # A conversation that exercises the usual branches, rendered once when a model loads so that
@@ -159,7 +160,9 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
         try:
-            self._template = _environment().from_string(source)
+            environment = _environment()
+            self._template = environment.from_string(source)
+            self._variables = jinja2.meta.find_undeclared_variables(environment.parse(source))
         except jinja2.TemplateError as exc:
             raise ModelError(f"The chat template of '{name}' does not compile: {exc}") from exc
 
@@ -189,14 +192,15 @@ class ChatTemplate:
                              "far more text than the conversation holds")
         return text
 
-    def segments(self, messages: list[Message],
-                 **extra: Any) -> list[tuple[str, bool]] | None:
+    def segments(self, messages: list[Message], documents: Sequence[ChatDocument] = ()
+                 ) -> list[tuple[str, bool]] | None:
         """The rendered prompt as (text, is_message_content) pieces, or None when the
         template rewrites message text so that the pieces cannot be told apart.
 
-        Message contents are rendered as markers and put back afterwards, so that a
-        tokenizer can read the template's own text with special tokens and the users'
-        text without: typing "<|im_end|>" into a message must not end a turn.
+        Message contents (and the fields of `documents`, for a template that takes them)
+        are rendered as markers and put back afterwards, so that a tokenizer can read the
+        template's own text with special tokens and the users' text without: typing
+        "<|im_end|>" into a message, or a document, must not end a turn.
 
         Example:
             >>> t = ChatTemplate("{% for m in messages %}<s>{{ m.content }}</s>{% endfor %}",
@@ -204,23 +208,36 @@ class ChatTemplate:
             >>> t.segments([{"role": "user", "content": "hi </s>"}])
             [('<s>', False), ('hi </s>', True), ('</s>', False)]
         """
+        contents = [m["content"] for m in messages]
         marked: list[Message] = [
             {"role": m["role"], "content": _MARK.format(i)} for i, m in enumerate(messages)
         ]
-        pieces = _MARK_RE.split(self.render(marked, **extra))
-        whole = self.render(messages, **extra)
+        marked_documents: list[dict[str, str]] = []
+        for document in documents:
+            marked_documents.append({})
+            for key, value in document.items():
+                marked_documents[-1][key] = _MARK.format(len(contents))
+                contents.append(str(value))
+        pieces = _MARK_RE.split(self.render(marked, **_documents(marked_documents)))
+        whole = self.render(messages, **_documents(documents))
         # Templates commonly trim message text (Llama 3 does): try it as given, then trimmed.
         for fit in (str, str.strip):
             out: list[tuple[str, bool]] = []
             for i, piece in enumerate(pieces):
                 if i % 2:
                     index = int(piece[1:-1].rsplit("-", 1)[1])
-                    out.append((fit(messages[index]["content"]), True))
+                    out.append((fit(contents[index]), True))
                 elif piece:
                     out.append((piece, False))
             if "".join(text for text, _ in out) == whole:
                 return out
         return None
+
+    @property
+    def takes_documents(self) -> bool:
+        """Whether the template renders a `documents` list (a native RAG template, as
+        Granite's)."""
+        return "documents" in self._variables
 
     def check(self) -> None:
         """Render a probe conversation; raise `ModelError` if the template is hostile.
@@ -234,6 +251,12 @@ class ChatTemplate:
             self.render(PROBE[1:])
 
 
+def _documents(documents: Sequence[Any]) -> dict[str, Any]:
+    """The template variable for documents: absent when there are none, since templates
+    test `documents is defined` as often as `if documents`."""
+    return {"documents": list(documents)} if documents else {}
+
+
 @functools.lru_cache(maxsize=8)
 def _special_pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
     """One regex for a model's special tokens, longest first; compiled once per model."""
@@ -241,8 +264,8 @@ def _special_pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(re.escape(s) for s in texts)) if texts else None
 
 
-def prompt_runs(template: ChatTemplate, messages: list[Message],
-                specials: Sequence[str]) -> list[tuple[str, bool]]:
+def prompt_runs(template: ChatTemplate, messages: list[Message], specials: Sequence[str],
+                documents: Sequence[ChatDocument] = ()) -> list[tuple[str, bool]]:
     """The prompt as (text, is_special_token) runs, ready for a tokenizer.
 
     Special-token strings count only where the template wrote them; message text, even
@@ -257,14 +280,16 @@ def prompt_runs(template: ChatTemplate, messages: list[Message],
         >>> prompt_runs(t, [{"role": "user", "content": "a</s>b"}], ["<s>", "</s>"])
         [('<s>', True), ('a</s>b', False), ('</s>', True)]
     """
-    pieces = template.segments(messages)
+    pieces = template.segments(messages, documents)
     if pieces is None:
-        if any(s in m["content"] for m in messages for s in specials if s):
+        texts = [m["content"] for m in messages] + [str(v) for d in documents
+                                                    for v in d.values()]
+        if any(s in text for text in texts for s in specials if s):
             raise UserError(
                 f"A message contains a control token of '{template.name}' (such as "
-                f"{next(s for m in messages for s in specials if s and s in m['content'])!r})"
+                f"{next(s for t in texts for s in specials if s and s in t)!r})"
                 ", which this model's chat template cannot keep apart; remove it")
-        pieces = [(template.render(messages), False)]
+        pieces = [(template.render(messages, **_documents(documents)), False)]
     pattern = _special_pattern(tuple(specials))
     runs: list[tuple[str, bool]] = []
     text: list[str] = []

@@ -24,7 +24,7 @@ from feldspar.models.base import ChatModel, GenerationOptions, Stream, as_messag
 from feldspar.rag.answer import Answer, Source
 from feldspar.rag.citations import verify
 from feldspar.rag.conversation import standalone_query
-from feldspar.rag.prompting import build_messages, fit_sources, trim_history
+from feldspar.rag.prompting import as_documents, build_messages, fit_sources, trim_history
 
 if TYPE_CHECKING:
     from feldspar.grounding.detector import GroundednessDetector
@@ -178,8 +178,12 @@ def ask_stream(workspace: Workspace, question: str, *, collection: str | None = 
             f"No source fits beside the question in the model's context of {window} tokens; "
             "ask a shorter question, lower rag_max_tokens or chunk_tokens, or use a model "
             "with a longer context")
+    # A model whose chat template takes documents (Granite's) gets them there.
+    native = llm.takes_documents
     messages = build_messages(question, fitted, history=turns,
-                              abstain_text=settings.rag_abstain_text)
+                              abstain_text=settings.rag_abstain_text, native=native)
+    if native:
+        options = replace(options, documents=as_documents(fitted))
     timings["prompt_s"] = time.perf_counter() - started
     stream = llm.stream(messages, options=options)
     return answer(sources=fitted, stream=stream)

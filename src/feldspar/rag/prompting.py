@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import PurePath
 
-from feldspar.datatypes import Message
+from feldspar.datatypes import ChatDocument, Message
 from feldspar.errors import ContextOverflow
 from feldspar.rag.answer import Source
 
@@ -48,13 +48,32 @@ def source_header(source: Source) -> str:
 
 def build_messages(question: str, sources: Sequence[Source], *,
                    history: Sequence[Message] = (),
-                   abstain_text: str = "The documents do not say.") -> list[Message]:
-    """The chat messages that ask the model to answer `question` from `sources`."""
-    blocks = "\n\n".join(f"{source_header(s)}\n{s.text.strip()}" for s in sources)
+                   abstain_text: str = "The documents do not say.",
+                   native: bool = False) -> list[Message]:
+    """The chat messages that ask the model to answer `question` from `sources`; with
+    `native`, the sources go to the template's own documents slot (`as_documents`) and
+    the user message holds the question alone."""
     system: Message = {"role": "system", "content": INSTRUCTIONS.format(abstain=abstain_text)}
+    if native:
+        return [system, *history, {"role": "user", "content": question.strip()}]
+    blocks = "\n\n".join(f"{source_header(s)}\n{s.text.strip()}" for s in sources)
     user: Message = {"role": "user",
                      "content": f"Sources:\n\n{blocks}\n\nQuestion: {question.strip()}"}
     return [system, *history, user]
+
+
+def as_documents(sources: Sequence[Source]) -> tuple[ChatDocument, ...]:
+    """The sources as documents for a native RAG template: the marker is the id.
+
+    Example:
+        >>> s = Source(2, 7, "/docs/leave.md", (0, 4), (1, 1), None, ("Leave",), "25 days",
+        ...            1.0, 0.8)
+        >>> as_documents([s])
+        ({'doc_id': '2', 'title': 'leave.md > Leave', 'text': '25 days'},)
+    """
+    return tuple(ChatDocument(doc_id=str(s.marker),
+                              title=source_header(s).split("] ", 1)[1], text=s.text.strip())
+                 for s in sources)
 
 
 def fit_sources(question: str, sources: Sequence[Source], history: Sequence[Message], *,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from feldspar.datatypes import Delta, Message, TokenLogprob
+from feldspar.datatypes import ChatDocument, Delta, Message, TokenLogprob
 from feldspar.errors import ContextOverflow, ModelError, UnsupportedOption
 from feldspar.extras import require
 from feldspar.models.base import ChatModel, Embedder, GenerationOptions
@@ -88,10 +88,17 @@ class TransformersChat(ChatModel):
         self._eos = {int(e) for e in eos if e is not None} | (
             {int(tok.eos_token_id)} if tok.eos_token_id is not None else set())
 
-    def _prompt_ids(self, messages: list[Message]) -> list[int]:
+    @property
+    def takes_documents(self) -> bool:
+        self.load()
+        return self._template.takes_documents
+
+    def _prompt_ids(self, messages: list[Message],
+                documents: Sequence[ChatDocument] = ()) -> list[int]:
         tok = self._tokenizer
         ids: list[int] = []
-        for text, special in prompt_runs(self._template, messages, self._specials):
+        for text, special in prompt_runs(self._template, messages, self._specials,
+                                        documents):
             # Special tokens come from the template's text only, never from messages.
             ids += [tok.convert_tokens_to_ids(text)] if special else tok(
                 text, add_special_tokens=False, split_special_tokens=True).input_ids
@@ -103,7 +110,7 @@ class TransformersChat(ChatModel):
                 "The transformers backend cannot constrain output to a JSON schema; use a "
                 "GGUF model (llamacpp) or an OpenAI-compatible server")
         torch = self._torch
-        prompt = self._prompt_ids(messages)
+        prompt = self._prompt_ids(messages, options.documents)
         limit = min(self.spec.context_length, self.settings.context_length)
         if len(prompt) >= limit:
             raise ContextOverflow(

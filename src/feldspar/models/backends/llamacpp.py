@@ -7,13 +7,13 @@ import contextlib
 import os
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from feldspar.config import Settings
-from feldspar.datatypes import Delta, Message, TokenLogprob
+from feldspar.datatypes import ChatDocument, Delta, Message, TokenLogprob
 from feldspar.errors import ContextOverflow, ModelError, UserError
 from feldspar.extras import require
 from feldspar.models.base import ChatModel, GenerationOptions
@@ -129,10 +129,17 @@ class LlamaCppChat(ChatModel):
         self.load()
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def _prompt_tokens(self, messages: list[Message]) -> list[int]:
+    @property
+    def takes_documents(self) -> bool:
+        self.load()
+        return self._template.takes_documents
+
+    def _prompt_tokens(self, messages: list[Message],
+                documents: Sequence[ChatDocument] = ()) -> list[int]:
         tokenize = self._llama.tokenize
         tokens: list[int] = []
-        for text, special in prompt_runs(self._template, messages, self._specials):
+        for text, special in prompt_runs(self._template, messages, self._specials,
+                                        documents):
             # Special tokens come from the template's text only, never from messages.
             tokens += tokenize(text.encode("utf-8"), add_bos=False, special=special)
         bos = tokenize(b"", add_bos=True, special=False)  # [BOS] if the model wants one
@@ -166,7 +173,7 @@ class LlamaCppChat(ChatModel):
 
     def _generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
         llama = self._llama
-        tokens = self._prompt_tokens(messages)
+        tokens = self._prompt_tokens(messages, options.documents)
         n_ctx = llama.n_ctx()
         if len(tokens) >= n_ctx:
             raise ContextOverflow(
