@@ -50,8 +50,8 @@ def main() -> None:
             started = time.perf_counter()
             hits = ws.search(q["question"], k=ws.settings.rag_top_k)
             retrieve = time.perf_counter() - started
-            messages = build_messages(q["question"],
-                                      [to_source(n, h) for n, h in enumerate(hits, 1)],
+            sources = [to_source(n, h, q["question"]) for n, h in enumerate(hits, 1)]
+            messages = build_messages(q["question"], sources,
                                       abstain_text=ws.settings.rag_abstain_text)
             reset()
             model_first = llm.stream(messages, options=options)

@@ -110,9 +110,11 @@ class Settings(BaseSettings):
     rag_top_k: int = Field(5, ge=1, le=50, description="Chunks that `ask` gives the model "
                            "as numbered sources.")
     rag_max_tokens: int = Field(256, ge=1, description="Most tokens of an answer.")
-    rag_min_relevance: float = Field(0.3, ge=-1.0, le=1.0, description="`ask` abstains "
-                                     "without asking the model when no retrieved chunk has "
-                                     "at least this cosine similarity to the question.")
+    rag_min_relevance: float = Field(0.7, ge=-1.0, le=2.0, description="`ask` abstains "
+                                     "without asking the model when no retrieved chunk "
+                                     "reaches this relevance (cosine similarity to the "
+                                     "question plus the share of its content words in "
+                                     "the chunk).")
     rag_min_support: float = Field(0.5, ge=0.0, le=1.0, description="`ask` abstains when "
                                    "the answer's support (the mean of its sentences' "
                                    "groundedness) is below this.")

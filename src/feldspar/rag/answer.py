@@ -31,7 +31,8 @@ class Source:
     score: float
     """The retrieval score that placed it."""
     relevance: float
-    """Cosine similarity of the chunk to the query, used to decide abstention."""
+    """Cosine similarity to the query plus the share of the query's content words in the
+    chunk (0 to 2); `ask` abstains when no source reaches `rag_min_relevance`."""
 
 
 @dataclass(frozen=True)

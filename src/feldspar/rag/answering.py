@@ -54,14 +54,35 @@ def declined(text: str, abstain_text: str) -> bool:
     return abstain_text.lower().rstrip(".") in squashed or bool(_DECLINED.search(squashed))
 
 
-def to_source(marker: int, hit: Hit) -> Source:
+def relevance(query: str, hit: Hit) -> float:
+    """How well a found chunk matches the query: its cosine similarity plus the share of
+    the query's content words (stemmed; English and French stop words left out) that it
+    contains. The second half keeps the measure useful where the embedder is weak (it is
+    English-only by default); see docs/rag.md for how the threshold was set.
+
+    Example:
+        >>> from feldspar.store.records import Chunk, Hit
+        >>> hit = Hit(Chunk("Staff get 25 days of leave.", 0, 27, 1, 1), 1.0, 1,
+        ...           {"dense": 0.5})
+        >>> round(relevance("How many days of leave?", hit), 2)
+        1.5
+    """
+    from feldspar.grounding.features import analyse
+
+    wanted, found = analyse(query), analyse(hit.chunk.text)
+    words = wanted.stems | wanted.numbers
+    shared = len(words & (found.stems | found.numbers)) / len(words) if words else 0.0
+    return hit.scores.get("dense", 0.0) + shared
+
+
+def to_source(marker: int, hit: Hit, query: str) -> Source:
     chunk = hit.chunk
     assert chunk.id is not None
     assert chunk.path is not None
     return Source(marker=marker, chunk_id=chunk.id, path=chunk.path,
                   span=(chunk.start, chunk.end), lines=(chunk.line_start, chunk.line_end),
                   page=chunk.page, headings=chunk.headings, text=chunk.text,
-                  score=hit.score, relevance=hit.scores.get("dense", 0.0))
+                  score=hit.score, relevance=relevance(query, hit))
 
 
 class AnswerStream(Iterator[str]):
@@ -163,7 +184,7 @@ def ask_stream(workspace: Workspace, question: str, *, collection: str | None = 
     searched = time.perf_counter()
     hits = workspace.search(query, k=k or settings.rag_top_k, collection=name, where=where)
     timings["retrieve_s"] = time.perf_counter() - searched
-    sources = [to_source(n, hit) for n, hit in enumerate(hits, start=1)]
+    sources = [to_source(n, hit, query) for n, hit in enumerate(hits, start=1)]
     answer = partial(AnswerStream, question=question, query=query, model=llm,
                      detector=lambda: workspace.grounding, abstain_text=settings.rag_abstain_text,
                      min_support=settings.rag_min_support, started=started, timings=timings)
