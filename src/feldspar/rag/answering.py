@@ -64,8 +64,8 @@ def relevance(query: str, hit: Hit) -> float:
         >>> from feldspar.store.records import Chunk, Hit
         >>> hit = Hit(Chunk("Staff get 25 days of leave.", 0, 27, 1, 1), 1.0, 1,
         ...           {"dense": 0.5})
-        >>> round(relevance("How many days of leave?", hit), 2)
-        1.5
+        >>> round(relevance("Days of annual leave?", hit), 2)  # 0.5 + 2 words of 3
+        1.17
     """
     from feldspar.grounding.features import analyse
 
