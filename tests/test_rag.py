@@ -390,3 +390,17 @@ def test_ask_uses_a_native_documents_template(workspace: Workspace, tmp_path: Pa
     with pytest.raises(UnsupportedOption, match="takes no documents"):
         workspace_model(workspace).stream(
             "Q?", options=GenerationOptions(documents=as_documents(answer.sources)))
+
+
+@pytest.mark.integration
+def test_a_question_longer_than_the_context_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "handbook"
+    root.mkdir()
+    (root / "leave.md").write_text(HANDBOOK["leave.md"])
+    with Workspace(Settings(context_length=512)) as ws:
+        ws.ingest([root])
+        before = snapshot(ws.settings.home)
+        question = "How many days of annual leave do employees get in this company? " * 30
+        with pytest.raises(ContextOverflow, match="does not fit the model's context of 512"):
+            ws.ask(question)
+        assert snapshot(ws.settings.home) == before
