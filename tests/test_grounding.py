@@ -195,7 +195,7 @@ def test_command_prints_json(passages: list[Path]) -> None:
     data = json.loads(result.output)
     assert isinstance(data["grounded"], bool)
     assert [(s["text"], s["passage"], s["checked"]) for s in data["sentences"]] == [
-        ("Visitors must wear a badge.", 1, True), ("Sure!", data["sentences"][1]["passage"],
+        ("Visitors must wear a badge.", 2, True), ("Sure!", data["sentences"][1]["passage"],
                                                    False)]
 
 

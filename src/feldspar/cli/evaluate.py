@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from feldspar.cli.app import CONTEXT
 from feldspar.cli.ingest import open_workspace
 from feldspar.cli.output import print_json
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 EXIT_ERRORS = 3
 
 
-@click.group("eval", epilog="""\b
+@click.group("eval", context_settings=CONTEXT, epilog="""\b
 Examples:
   feldspar eval rag --dataset questions.jsonl --collection handbook
   feldspar eval rag --dataset ./squad_v1_dev_subset_xquad_en --limit 150

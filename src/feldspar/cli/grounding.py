@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from feldspar.cli.app import CONTEXT
 from feldspar.cli.output import print_json
 from feldspar.errors import UserError
 
@@ -37,7 +38,7 @@ def read_text(name: str, what: str) -> str:
                         f"{exc.start})") from exc
 
 
-@click.command("check-grounding", epilog="""\b
+@click.command("check-grounding", context_settings=CONTEXT, epilog="""\b
 Examples:
   feldspar check-grounding --context policy.txt --response "Staff get 25 days of leave."
   feldspar check-grounding --context a.txt --context b.txt --response "$(cat answer.txt)" --json
@@ -46,7 +47,8 @@ Examples:
 \b
 Each --context file is one passage ('-' reads standard input). --response is the text
 itself, or '-' for standard input. Scores are probabilities (0 to 1) that the passages
-support the sentence; the last line is the whole response's. Exit status 0 either way.
+support the sentence; the last line is the whole response's. Passages are numbered from
+1 in the order given, in JSON too. Exit status 0 either way.
 """)
 @click.option("--context", "contexts", multiple=True, required=True, metavar="FILE",
               help="A file holding one passage of the context; repeatable, '-' for stdin.")
@@ -63,7 +65,11 @@ def check_grounding(contexts: tuple[str, ...], response: str, as_json: bool) -> 
 
     report = GroundednessDetector().check(passages, text)
     if as_json:
-        print_json(report.to_dict())
+        data = report.to_dict()
+        for sentence in data["sentences"]:  # the --context file, counted from 1 as below
+            if sentence["passage"] is not None:
+                sentence["passage"] += 1
+        print_json(data)
         return
     for s in report.sentences:
         where = f"passage {s.passage + 1}" if s.passage is not None else "no passage"
