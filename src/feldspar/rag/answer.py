@@ -92,7 +92,9 @@ class Answer:
     model: str
     usage: Usage = field(default_factory=Usage)
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds: retrieve_s, first_token_s, generate_s, verify_s, total_s."""
+    """Seconds from the call: rewrite_s (conversations), retrieve_s, prompt_s (until the
+    model is called), first_token_s, generate_s, verify_s, total_s; and
+    model_first_token_s, the model's own time to first token."""
     draft: str | None = None
     """The model's own text, before its citation markers were checked (None when the
     model was not asked)."""

@@ -132,6 +132,7 @@ class AnswerStream(Iterator[str]):
         generated = time.perf_counter()
         self._timings["generate_s"] = done.timings.total_s
         if done.timings.first_token_s is not None:
+            self._timings["model_first_token_s"] = done.timings.first_token_s
             self._timings.setdefault(
                 "first_token_s", self._timings["prompt_s"] + done.timings.first_token_s)
         answer.usage, answer.draft = done.usage, done.text
@@ -168,8 +169,9 @@ def ask_stream(workspace: Workspace, question: str, *, collection: str | None = 
                         f"{MAX_QUESTION_CHARS}; ask a shorter question")
     history = as_messages(list(history)) if history else []
     settings = workspace.settings
-    name = workspace.collection(collection).name
-    if workspace.collection(name).chunks == 0:
+    found = workspace.collection(collection)
+    name = found.name
+    if found.chunks == 0:
         raise UserError(f"Collection '{name}' has no text to answer from; ingest some files "
                         f"first: feldspar ingest PATH --collection {name}")
     llm = model if isinstance(model, ChatModel) else get_model(model, settings=settings)
