@@ -290,8 +290,11 @@ def test_kill_9_mid_ingest_leaves_a_consistent_store_and_a_rerun_finishes(
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
         if db.exists():
-            with sqlite3.connect(db, timeout=5) as conn:
-                done = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            try:
+                with sqlite3.connect(db, timeout=5) as conn:
+                    done = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            except sqlite3.OperationalError:  # the file is there, its schema not yet
+                continue
             if done >= 10:
                 break
     assert proc.poll() is None, "the ingest finished before it could be killed"

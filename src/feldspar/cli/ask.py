@@ -55,19 +55,19 @@ def ask(question: str | None, collection: str | None, model: str | None, top_k: 
     """
     from feldspar.config import load_settings
     from feldspar.models import GenerationOptions
+    from feldspar.rag.answering import MAX_QUESTION_CHARS
     from feldspar.store.records import Where
     from feldspar.workspace import Workspace
 
     if interactive and question is not None:
         raise click.UsageError("Give either a QUESTION or --interactive, not both")
     if question is None and not interactive and not sys.stdin.isatty():
-        question = sys.stdin.read()
+        question = sys.stdin.read(MAX_QUESTION_CHARS + 1)  # longer is refused anyway
     if question is None and as_json:
         raise click.UsageError("--json needs a QUESTION argument or text on stdin")
     settings = load_settings(threads=threads)
     filters = Where.parse(list(where)) if where else None
-    options = GenerationOptions(max_tokens=max_tokens or settings.rag_max_tokens,
-                                temperature=0.0)
+    options = GenerationOptions(max_tokens=max_tokens, temperature=0.0) if max_tokens else None
     with Workspace(settings) as ws:
         def one(text: str, history: list[Message]) -> Answer:
             stream = ws.ask_stream(text, collection=collection, model=model, history=history,
@@ -102,7 +102,7 @@ def show_checks(answer: Answer) -> None:
             for source in answer.sources:
                 click.echo(f"  [{source.marker}] {_where(source.path, source.lines)}")
         return
-    unsupported = [s for s in answer.sentences if not s.supported]
+    unsupported = [s for s in answer.sentences if s.checked and not s.supported]
     if answer.citations:
         click.echo("\nSources:")
         by_marker = {s.marker: s for s in answer.sources}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from feldspar.grounding.sentences import split_sentences
+from feldspar.grounding.sentences import MARKER, split_sentences
 
 # English and French words that carry no checkable fact on their own.
 _STOPWORDS = """
@@ -79,7 +79,7 @@ _RISKS = frozenset({"has_numbers", "has_names", "novel", "length", "personal", "
 FEATURES = (*(f"worst_{name}" for name in SENTENCE_FEATURES), "sentences")
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|\w+(?:['’]\w+)*")
-_MARKER = re.compile(r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]")
+_MARKER = re.compile(MARKER)
 _SUFFIXES = ("ements", "ement", "ations", "ation", "ing", "ies", "ed", "es", "ly", "s", "x",
              "e")
 _WINDOW = 3

@@ -20,10 +20,15 @@ _ABBREVIATIONS = """
 """
 ABBREVIATIONS = frozenset(_ABBREVIATIONS.split())
 
-_MARKER = r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]"
+_SOURCE_WORD = r"(?i:(?:source|doc(?:ument)?)s?\s*)?"
+MARKER = (r"[\[【]\s*" + _SOURCE_WORD + r"\d{1,3}(?:\s*(?i:,|;|&|and|[-–])\s*" + _SOURCE_WORD
+          + r"\d{1,3})*\s*[\]】]")
+"""A citation marker: [1], [1, 2], [1-3], [Source 4], 【5】 (the one pattern Feldspar reads)."""
 # An end of sentence: the stop, closing quotes/brackets, then citation markers after it.
+# One character class for the stops: "(?:\.{3}|[.])+" would backtrack exponentially on a
+# run of dots ("Chapter 1........5").
 _END = re.compile(
-    r"(?:\.{3}|…|[.!?])+[\"'”’»)\]]*(?:[ \u00a0\u202f]»)?(?:\s*" + _MARKER + r")*(?=\s|$)"
+    r"[.!?…]+[\"'”’»)\]]*(?:[ \u00a0\u202f]»)?(?:\s*" + MARKER + r")*(?=\s|$)"
 )
 _STARTS_SENTENCE = re.compile(r"\s+[\"'“‘«(¿¡]*\s*[A-ZÀ-ÖØ-Þ0-9]")
 _LIST_ITEM = re.compile(r"(?:[-*•·–—]|\d{1,3}[.)]|[a-zA-Z][)])\s+")

@@ -69,6 +69,9 @@ class Sentence:
     supported: bool
     markers: tuple[int, ...] = ()
     """The checked citation markers of this sentence."""
+    checked: bool = True
+    """False for a sentence with nothing to check ("Sure!"): it gets no citation and does
+    not count in the answer's support."""
 
 
 @dataclass

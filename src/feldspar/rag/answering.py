@@ -35,7 +35,7 @@ MAX_QUESTION_CHARS = 8000
 """Longer questions are refused before any work: they are documents, not questions."""
 
 _DECLINED = re.compile(
-    r"\b(do(es)?n[o']?t (say|mention|contain|state|provide|specify)|"
+    r"\b(do(?:es)?(?: not|n'?t) (say|mention|contain|state|provide|specify)|"
     r"(is|are) not (mentioned|stated|specified|given|provided)|"
     r"no (information|mention)|i (do not|don't|cannot|can't) (know|find|answer))\b",
     re.IGNORECASE)
@@ -136,20 +136,23 @@ class AnswerStream(Iterator[str]):
             self._timings.setdefault(
                 "first_token_s", self._timings["prompt_s"] + done.timings.first_token_s)
         answer.usage, answer.draft = done.usage, done.text
-        if declined(done.text, self._abstain_text) or not done.text.strip():
-            answer.reason = "model declined"
-        else:
+        if done.text.strip():
             detector = self._detector()
             text, sentences, citations = verify(self._question, done.text, self._sources,
                                                 detector.support, threshold=detector.threshold)
-            support = sum(s.support for s in sentences) / max(len(sentences), 1)
-            if support >= self._min_support:
+            self._timings["verify_s"] = time.perf_counter() - generated
+            counted = [s.support for s in sentences if s.checked]
+            support = sum(counted) / len(counted) if counted else 0.0
+            if not any(s.supported for s in sentences) and declined(done.text,
+                                                                     self._abstain_text):
+                answer.reason = "model declined"
+            elif support >= self._min_support:
                 answer = replace(answer, text=text, sentences=sentences, citations=citations,
                                  abstained=False, reason=None)
             else:
-                answer.reason = "not supported"
-                answer.sentences = sentences
-            self._timings["verify_s"] = time.perf_counter() - generated
+                answer.reason, answer.sentences = "not supported", sentences
+        else:
+            answer.reason = "model declined"
         self._timings["total_s"] = time.perf_counter() - self._started
         return answer
 

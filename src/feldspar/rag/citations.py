@@ -21,15 +21,15 @@ from typing import Literal
 
 import numpy as np
 
-from feldspar.grounding.sentences import split_sentences
+from feldspar.grounding.features import Analysis, analyse
+from feldspar.grounding.sentences import MARKER, split_sentences
 from feldspar.rag.answer import Citation, Sentence, Source
 
-_MARKER = re.compile(
-    r"\s*[\[【]\s*(?:(?:source|doc(?:ument)?)s?\s*)?"
-    r"(\d{1,3}(?:\s*(?:,|;|&|and)\s*(?:(?:source|doc(?:ument)?)\s*)?\d{1,3})*)\s*[\]】]",
-    re.IGNORECASE)
+_MARKER = re.compile(r"\s*" + MARKER)
 _WORD = re.compile(r"\w+")
 
+MAX_RANGE = 20
+"""A range marker ([1-3]) names at most this many sources."""
 SHORT_CLAIM = 4
 """A sentence of fewer words ("118 tackles.") is checked together with the question."""
 
@@ -38,8 +38,24 @@ Support = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
 
 def parse_markers(text: str) -> list[int]:
-    """The source numbers cited in `text`, in order of appearance."""
-    return [int(n) for m in _MARKER.finditer(text) for n in re.findall(r"\d+", m.group(1))]
+    """The source numbers cited in `text`, in order of appearance; a range is expanded.
+
+    Example:
+        >>> parse_markers("A [2-4]. B [Source 1 and 5].")
+        [2, 3, 4, 1, 5]
+    """
+    numbers: list[int] = []
+    for match in _MARKER.finditer(text):
+        parts = re.findall(r"\d+|[-–]", match.group())
+        for i, part in enumerate(parts):
+            if part in "-–":
+                continue
+            if i >= 2 and parts[i - 1] in "-–":
+                low, high = int(parts[i - 2]), int(part)
+                numbers.extend(range(low + 1, min(high, low + MAX_RANGE) + 1))
+            else:
+                numbers.append(int(part))
+    return numbers
 
 
 def strip_markers(text: str) -> str:
@@ -69,6 +85,27 @@ def best_quote(claim: str, passage: str) -> tuple[int, int]:
     return best
 
 
+def _support(question: str, claims: list[str], own: list[Analysis],
+             sources: Sequence[Source], support: Support) -> np.ndarray:
+    """Each claim's support by each source, with nothing for a sentence with nothing to
+    check ("Sure!") and, for a short answer checked with the question in front, nothing
+    from a source that lacks one of its numbers or of the words it adds to the question."""
+    if not claims or not sources:
+        return np.zeros((len(claims), len(sources)))
+    matrix = np.asarray(support(claims, [s.text for s in sources]), dtype=np.float64)
+    found = [analyse(s.text) for s in sources]
+    asked = analyse(question).stems
+    for i, words in enumerate(own):
+        if not words.checkable:
+            matrix[i] = 0.0
+        elif words.words < SHORT_CLAIM:
+            for p, there in enumerate(found):
+                if not (words.numbers <= there.numbers
+                        and words.stems - asked <= there.all_stems):
+                    matrix[i, p] = 0.0
+    return matrix
+
+
 def with_markers(sentence: str, markers: Sequence[int]) -> str:
     """`sentence` with its own markers replaced by `markers`, before the final stop.
 
@@ -91,16 +128,11 @@ def verify(question: str, text: str, sources: Sequence[Source], support: Support
     markers, its sentences, and the citations whose source supports the sentence
     (probability >= `threshold`)."""
     spans = split_sentences(text)
-    claims = []
-    for start, end in spans:
-        claim = strip_markers(text[start:end])
-        if len(_WORD.findall(claim)) < SHORT_CLAIM:
-            claim = f"{question.strip()} {claim}"
-        claims.append(claim)
-    if spans and sources:
-        matrix = np.asarray(support(claims, [s.text for s in sources]), dtype=np.float64)
-    else:
-        matrix = np.zeros((len(spans), len(sources)))
+    own = [analyse(text[a:b]) for a, b in spans]
+    claims = [strip_markers(text[a:b]) if words.words >= SHORT_CLAIM
+              else f"{question.strip()} {strip_markers(text[a:b])}"
+              for (a, b), words in zip(spans, own, strict=True)]
+    matrix = _support(question, claims, own, sources, support)
     parts: list[str] = []
     sentences: list[Sentence] = []
     citations: list[Citation] = []
@@ -128,7 +160,7 @@ def verify(question: str, text: str, sources: Sequence[Source], support: Support
         score = float(row.max()) if row.size else 0.0
         sentences.append(Sentence(text=sentence, start=offset, end=offset + len(sentence),
                                   support=score, supported=score >= threshold,
-                                  markers=tuple(kept)))
+                                  markers=tuple(kept), checked=own[i].checkable))
     parts.append(_MARKER.sub("", text[done:]))
     return "".join(parts), sentences, citations
 
@@ -142,9 +174,6 @@ class MarkerFilter:
         >>> "".join(f.feed(p) for p in ["Leave is 25 days", " [", "1]", ". Yes [a]."]) + f.flush()
         'Leave is 25 days. Yes [a].'
     """
-
-    HOLD = 40
-    """Longest text held back as a possible marker."""
 
     def __init__(self) -> None:
         self._held = ""
@@ -160,9 +189,12 @@ class MarkerFilter:
         return _MARKER.sub("", text)
 
 
+_WORD_SO_FAR = (r"(?:(?:s|so|sou|sour|sourc|source|d|do|doc|docu|docum|docume|documen|"
+                r"document)s?\s*)?")
 _PREFIX = re.compile(
-    r"\s*(?:[\[【]\s*(?:(?:s|so|sou|sour|sourc|source|d|do|doc|docu|docum|docume|documen|"
-    r"document)s?\s*)?[\d\s,;&and]*)?$", re.IGNORECASE)
+    r"\s*[\[【]\s*" + _WORD_SO_FAR + r"(?:\d{1,3}(?:\s*(?:,|;|&|and|[-–])\s*" + _WORD_SO_FAR
+    + r"\d{1,3})*(?:\s*(?:,|;|&|a|an|and|[-–])?\s*" + _WORD_SO_FAR + r")?)?", re.IGNORECASE)
+"""Text that may still grow into a marker: held back while streaming, however long."""
 
 
 def _open_tail(text: str) -> int:
@@ -170,7 +202,7 @@ def _open_tail(text: str) -> int:
     start = max(text.rfind("["), text.rfind("【"))
     if start >= 0 and "]" not in text[start:] and "】" not in text[start:]:
         begin = len(text[:start].rstrip())
-        if len(text) - begin <= MarkerFilter.HOLD and _PREFIX.fullmatch(text[begin:]):
+        if _PREFIX.fullmatch(text[begin:]):
             return begin
     # Trailing whitespace may precede a marker: hold it too.
     return len(text.rstrip())

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import PurePath
 
 from feldspar.datatypes import ChatDocument, Message
@@ -80,8 +81,8 @@ def fit_sources(question: str, sources: Sequence[Source], history: Sequence[Mess
                 window: int, reply_tokens: int, count: Callable[[str], int],
                 abstain_text: str) -> list[Source]:
     """The best-ranked sources that fit the model's context beside the instructions, the
-    conversation, the question and room for the reply; a source that does not fit whole is
-    left out, and older turns of the conversation go first when even the question is tight.
+    conversation, the question and room for the reply, numbered again from 1 (a source that
+    does not fit whole is skipped, and a smaller one after it may still fit).
 
     Raises `ContextOverflow` when the question alone leaves no room.
     """
@@ -98,7 +99,7 @@ def fit_sources(question: str, sources: Sequence[Source], history: Sequence[Mess
     for source in sources:
         cost = count(source.text) + count(source_header(source)) + SOURCE_OVERHEAD
         if cost <= room:
-            kept.append(source)
+            kept.append(replace(source, marker=len(kept) + 1))
             room -= cost
     return kept
 

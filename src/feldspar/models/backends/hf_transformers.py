@@ -93,6 +93,11 @@ class TransformersChat(ChatModel):
         self.load()
         return self._template.takes_documents
 
+    def count_tokens(self, text: str) -> int:
+        self.load()
+        return len(self._tokenizer(text, add_special_tokens=False,
+                                   split_special_tokens=True).input_ids)
+
     def _prompt_ids(self, messages: list[Message],
                 documents: Sequence[ChatDocument] = ()) -> list[int]:
         tok = self._tokenizer

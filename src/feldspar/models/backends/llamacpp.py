@@ -127,7 +127,11 @@ class LlamaCppChat(ChatModel):
 
     def count_tokens(self, text: str) -> int:
         self.load()
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        with self._lock:  # close() frees the model under the same lock
+            if not self._loaded:
+                raise ModelError(f"Model '{self.spec.name}' was closed")
+            return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False,
+                                            special=False))
 
     @property
     def takes_documents(self) -> bool:
