@@ -402,3 +402,61 @@ def test_eval_rag_on_a_folder_ingests_asks_and_saves_the_report(
     assert json.loads(again.stdout)["metrics"] == data["metrics"]
     saved = list((Path(os.environ["FELDSPAR_HOME"]) / "reports").glob("eval-rag-*.json"))
     assert len(saved) == 1
+
+
+def test_eval_rag_refuses_collection_names_that_leave_its_folder(
+        feldspar: click.Group, squad: Path) -> None:
+    for name in ("../../x", "a/b", ".."):
+        result = CliRunner().invoke(feldspar, ["eval", "rag", "--dataset", str(squad),
+                                               "--collection", name])
+        assert result.exit_code == 1
+        assert result.stderr == (f"Error: '{name}' cannot name an evaluation collection: use "
+                                 "letters, digits and dashes\n")
+
+
+def test_eval_rag_never_ingests_into_a_collection_of_other_documents(
+        feldspar: click.Group, squad: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from feldspar.models.testing import HashEmbedder
+    from feldspar.workspace import Workspace
+
+    mine = tmp_path / "handbook"
+    mine.mkdir()
+    (mine / "leave.md").write_text("Staff get 25 days of leave.\n")
+    with Workspace(embedder=HashEmbedder()) as ws:
+        ws.ingest([mine], "handbook")
+    monkeypatch.setattr("feldspar.cli.evaluate.open_workspace",
+                        lambda: Workspace(embedder=HashEmbedder()))
+    result = CliRunner().invoke(feldspar, ["eval", "rag", "--dataset", str(squad),
+                                           "--collection", "handbook"])
+    assert result.exit_code == 1
+    assert "Collection 'handbook' holds other documents" in result.stderr
+    with Workspace(embedder=HashEmbedder()) as ws:
+        assert [d.path for d in ws.documents("handbook")] == [str(mine / "leave.md")]
+
+
+def test_malformed_squad_rows_are_one_line_errors(squad: Path, tmp_path: Path) -> None:
+    rows = (squad / "questions.jsonl").read_text().splitlines()
+    broken = json.loads(rows[0])
+    broken["answers"] = ["40"]
+    (squad / "questions.jsonl").write_text("\n".join([json.dumps(broken), *rows[1:]]) + "\n")
+    with pytest.raises(UserError, match="line 1: 'answers' must be a list of"):
+        squad_folder(squad, tmp_path / "out")
+    with pytest.raises(UserError, match="unanswerable_share must be in"):
+        squad_folder(squad, tmp_path / "out", unanswerable_share=1.5)
+
+
+@pytest.mark.integration
+def test_eval_rag_with_the_packaged_models(feldspar: click.Group, squad: Path,
+                                           tmp_path: Path) -> None:
+    """The whole path: ingest with the real embedder, ask the real model, check citations
+    with the real detector, score; every citation shown must be valid."""
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(feldspar, ["eval", "rag", "--dataset", str(squad), "--limit",
+                                           "4", "--output", str(report)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(report.read_text(encoding="utf-8"))["metrics"]
+    assert metrics["cases"] == 4
+    assert metrics["errors"] == 0
+    assert metrics["recall@5"] == 1.0
+    assert metrics["citation_validity"] == 1.0

@@ -380,7 +380,8 @@ def test_document_text_in_a_native_template_stays_text() -> None:
 
 
 @pytest.mark.integration
-def test_ask_uses_a_native_documents_template(workspace: Workspace, tmp_path: Path) -> None:
+def test_ask_uses_a_native_documents_template(workspace: Workspace, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from feldspar.errors import UnsupportedOption
     from feldspar.models import get_model
     from tests.test_model_files import with_template
@@ -391,9 +392,20 @@ def test_ask_uses_a_native_documents_template(workspace: Workspace, tmp_path: Pa
     assert added.exit_code == 0, added.output
     model = get_model("docs-model", settings=workspace.settings)
     assert model.takes_documents
+    seen: list[tuple[list[Message], GenerationOptions]] = []
+    generate = model.generate
+
+    def spy(messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
+        seen.append((messages, options))
+        return generate(messages, options)
+
+    monkeypatch.setattr(model, "generate", spy)
     answer = workspace.ask("How many weeks of paid parental leave do parents get?",
                            model="docs-model")
     assert answer.usage.prompt_tokens > 0
+    (messages, options), = seen
+    assert options.documents == as_documents(answer.sources)  # ask used the template's slot
+    assert messages[-1]["content"] == "How many weeks of paid parental leave do parents get?"
     assert any(s.path.endswith("leave.md") for s in answer.sources)
     prompt = model._llama.detokenize(  # type: ignore[attr-defined]
         model._prompt_tokens(  # type: ignore[attr-defined]

@@ -78,8 +78,8 @@ def rag(dataset: Path, collection: str | None, model: str | None, limit: int | N
     with open_workspace() as ws:
         if dataset.is_dir():
             name = collection or f"eval-{dataset.resolve().name}"
-            corpus, cases = squad_folder(dataset, ws.settings.home / "eval" / name,
-                                         limit=limit)
+            out = _eval_folder(ws, name)
+            corpus, cases = squad_folder(dataset, out, limit=limit)
             _ingest(ws, corpus, name)
         else:
             cases = load_cases(dataset)
@@ -114,6 +114,25 @@ def rag(dataset: Path, collection: str | None, model: str | None, limit: int | N
     click.echo(f"Report saved to {output}", err=True)
     if errors:
         sys.exit(EXIT_ERRORS)
+
+
+def _eval_folder(ws: Workspace, collection: str) -> Path:
+    """Where the corpus of a dataset folder goes; refuses a collection name that is not a
+    plain name, and a collection that holds documents of its own (the corpus replaces
+    whatever the collection holds)."""
+    from feldspar.errors import UserError
+
+    if not collection or collection in (".", "..") or any(c in collection for c in "/\\"):
+        raise UserError(f"'{collection}' cannot name an evaluation collection: use letters, "
+                        "digits and dashes")
+    out = ws.settings.home / "eval" / collection
+    corpus = (out / "corpus").resolve()
+    existing = ws.store.collection(collection) is not None
+    if existing and any(Path(d.path).parent != corpus
+                        for d in ws.store.documents(collection, None)):
+        raise UserError(f"Collection '{collection}' holds other documents; give the "
+                        "evaluation its own collection with --collection")
+    return out
 
 
 def _ingest(ws: Workspace, corpus: Path, collection: str) -> None:

@@ -108,7 +108,7 @@ def squad_folder(folder: str | Path, out_dir: str | Path, *, limit: int | None =
         UserError: a file is missing or a row lacks a field.
     """
     if not 0 <= unanswerable_share < 1:
-        raise ValueError(f"unanswerable_share must be in [0, 1), not {unanswerable_share}")
+        raise UserError(f"unanswerable_share must be in [0, 1), not {unanswerable_share}")
     folder = Path(folder)
     passages = _rows(folder / "passages.jsonl", ("passage_id", "title", "text"))
     questions = _rows(folder / "questions.jsonl", ("id", "passage_id", "question", "answers"))
@@ -217,6 +217,14 @@ def _rows(path: Path, fields: tuple[str, ...]) -> list[tuple[str, dict[str, Any]
         if missing:
             raise UserError(f"{where}: missing {', '.join(repr(f) for f in missing)}; a "
                             f"SQuAD-style {path.name} row has {', '.join(fields)}")
+        wrong = [f for f in fields if f != "id" and not isinstance(row[f], str)
+                 and not (f == "answers" and isinstance(row[f], list)
+                          and all(isinstance(a, dict) and isinstance(a.get("text"), str)
+                                  for a in row[f]))]
+        if wrong:
+            raise UserError(f"{where}: {', '.join(repr(f) for f in wrong)} must be "
+                            + ("a list of {\"text\": ...} objects" if wrong == ["answers"]
+                               else "text") + f" in a SQuAD-style {path.name}")
     return rows
 
 
