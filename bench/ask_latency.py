@@ -76,6 +76,8 @@ def main() -> None:
                          "retrieve_alone_s": retrieve, "model_alone_first_token_s": raw,
                          "difference_s": ask_first - retrieve - raw})
         ws.close()
+    if not rows:
+        raise SystemExit("every question abstained before the model was asked: nothing timed")
     summary = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
     added = sorted(r["added_s"] for r in rows)
     print(f"{len(rows)} questions (medians, ms): ask first token "

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import save
-from train_grounding import DEFAULT_DATA, SETS, balanced_accuracy, load, per_unit
+from train_grounding import DEFAULT_DATA, SETS, TEST_SHARE, balanced_accuracy, load, per_unit
 
 TARGETS = {"begin roc_auc": 0.80, "wice balanced_accuracy": 0.72}
 
@@ -101,7 +101,7 @@ def main() -> None:
         name, metric = key.split()
         value = scores[name][metric]
         print(f"target {key} >= {target}: {value:.3f} {'met' if value >= target else 'MISSED'}")
-    print(save("grounding", {"test_share_percent": 30, "quality": scores, "latency": speed,
+    print(save("grounding", {"test_share_percent": TEST_SHARE, "quality": scores, "latency": speed,
                              "targets": TARGETS}))
 
 

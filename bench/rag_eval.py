@@ -21,10 +21,6 @@ from pathlib import Path
 from common import RESULTS, feldspar_bin, save
 from retrieval import DATASETS, DEFAULT_DATA
 
-KEYS = ("citation_validity", "recall@1", "recall@5", "mrr", "exact_match", "f1",
-        "contains_gold", "contains_gold_answered", "citation_precision", "citation_recall",
-        "abstention_unanswerable", "false_abstention")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +43,7 @@ def main() -> None:
             if done.returncode not in (0, 3):
                 raise SystemExit(done.returncode)
             report = json.loads(out.read_text())
-            results[name] = {k: v for k, v in report["metrics"].items()}
+            results[name] = dict(report["metrics"])
     save("rag_eval" + (f"_{args.model}" if args.model else ""),
          {"limit": args.limit, "model": args.model, "metrics": results})
 
