@@ -231,3 +231,16 @@ def test_command_reads_stdin_once(tmp_path: Path) -> None:
     result = CliRunner().invoke(check_grounding, ["--context", "-", "--response", "-"],
                                 input="text")
     assert isinstance(result.exception, UserError)
+
+
+def test_command_refuses_too_many_context_files(tmp_path: Path) -> None:
+    from feldspar.cli.app import FeldsparGroup
+
+    path = tmp_path / "p.txt"
+    path.write_text("Visitors must wear a badge.", encoding="utf-8")
+    group = FeldsparGroup(commands={"check-grounding": check_grounding})
+    args = [a for _ in range(101) for a in ("--context", str(path))]
+    result = CliRunner().invoke(group, ["check-grounding", *args, "--response", "Hi there."])
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: 101 context files, over the limit of 100; join related "
+                             "passages into fewer files\n")

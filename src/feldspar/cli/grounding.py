@@ -10,8 +10,10 @@ from feldspar.cli.app import CONTEXT
 from feldspar.cli.output import print_json
 from feldspar.errors import UserError
 
-# A passage or a response larger than this is refused rather than read.
+# A passage or a response larger than this is refused rather than read, and so are more
+# passages than this.
 MAX_BYTES = 1_000_000
+MAX_PASSAGES = 100
 
 
 def read_text(name: str, what: str) -> str:
@@ -57,6 +59,9 @@ support the sentence; the last line is the whole response's. Passages are number
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check_grounding(contexts: tuple[str, ...], response: str, as_json: bool) -> None:
     """Score how well the context passages support each sentence of a response."""
+    if len(contexts) > MAX_PASSAGES:
+        raise UserError(f"{len(contexts)} context files, over the limit of {MAX_PASSAGES}; "
+                        "join related passages into fewer files")
     if list(contexts).count("-") + (response == "-") > 1:
         raise UserError("Standard input ('-') can be read once: give it to one option only")
     passages = [read_text(name, "Context") for name in contexts]
