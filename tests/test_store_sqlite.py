@@ -11,6 +11,7 @@ import pytest
 
 from feldspar.errors import StoreError
 from feldspar.store import SqliteStore
+from feldspar.store.records import AuditQuery
 from tests.store_contract import DIM, StoreContract, chunks, doc, vectors
 
 
@@ -131,3 +132,24 @@ def test_the_hnsw_index_and_the_default_embedder_live_in_one_process(tmp_path: P
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "(1, 384)"
+
+
+def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStore(path)
+    store.create_collection("docs", "m", DIM)
+    store.put_document(doc("/a.txt"), chunks("kept words"), vectors(1))
+    store.close()
+    # What a schema-2 database looks like: no chunk flags, no audit table.
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE chunks DROP COLUMN flags")
+        db.execute("DROP TABLE audit")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    store = SqliteStore(path)
+    got = store.document_chunks("docs", "/a.txt")
+    assert [(c.text, c.flags) for c in got] == [("kept words", ())]
+    assert store.add_audit([]) == []
+    assert store.audit(AuditQuery()) == []
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)

@@ -11,7 +11,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,6 +41,29 @@ PERMISSIVE_LICENSES = (
     "0BSD",
     "Unlicense",
 )
+
+
+class RiskRule(BaseModel):
+    """What the guard does about one risk in one direction (see docs/guard.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["allow", "flag", "redact", "block"] = "flag"
+    """allow: score and record only; flag: pass the text with the flag; redact: replace
+    the flagged spans (pii, secrets); block: stop the text."""
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Scores at or above it flag the text."""
+
+
+DEFAULT_GUARD_POLICY: dict[str, dict[str, dict[str, Any]]] = {
+    "input": {"harm": {"action": "block"}, "jailbreak": {"action": "block"},
+              "prompt_injection": {"action": "flag"}, "pii": {"action": "flag"},
+              "secrets": {"action": "flag"}},
+    "output": {"harm": {"action": "flag"}, "pii": {"action": "redact"},
+               "secrets": {"action": "redact"}, "groundedness": {"action": "flag"}},
+    "document": {"prompt_injection": {"action": "block"}, "secrets": {"action": "flag"}},
+}
+"""The policy the guard starts from; guard_policy entries replace single risks in it."""
 
 
 def default_home() -> Path:
@@ -121,6 +152,62 @@ class Settings(BaseSettings):
     rag_abstain_text: str = Field("The documents do not say.", min_length=1,
                                   description="What `ask` replies when it abstains.")
 
+    guard: bool = Field(True, description="Screen prompts, answers and ingested chunks "
+                        "with the guard, as guard_policy says.")
+    guard_risks: dict[str, str] = Field(
+        default_factory=dict, description="Custom risks for the LLM judge: name = "
+        "description (Granite Guardian's bring-your-own-criteria).")
+    guard_model: str | None = Field(None, description="Guardian LLM (e.g. "
+                                    "granite-guardian-3.1-2b) that judges uncertain scores "
+                                    "and the risks no fast detector covers; none by default.")
+    guard_judge_band: tuple[float, float] = Field(
+        (0.2, 0.8), description="Fast-detector scores in [low, high) go to guard_model "
+        "when one is set.")
+    guard_policy: dict[str, dict[str, RiskRule]] = Field(
+        default_factory=dict, description="Per direction (input, output, document) and "
+        "risk: {action = allow|flag|redact|block, threshold = 0..1}; merged over the "
+        "defaults, one risk at a time.")
+    guard_audit: bool = Field(True, description="Record every guard decision in the audit "
+                              "log (feldspar audit).")
+    guard_audit_text: bool = Field(False, description="Keep the screened text in the audit "
+                                   "log, not only its sha256.")
+
+    @field_validator("guard_judge_band")
+    @classmethod
+    def _band(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] <= value[1] <= 1.0:
+            raise ValueError("give two numbers with 0 <= low <= high <= 1")
+        return value
+
+    @field_validator("guard_policy", mode="before")
+    @classmethod
+    def _merge_policy(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, dict[str, Any]] = {d: dict(r) for d, r in DEFAULT_GUARD_POLICY.items()}
+        for direction, rules in value.items():
+            if direction not in merged:
+                raise ValueError(f"unknown direction '{direction}': use input, output or "
+                                 "document")
+            if not isinstance(rules, dict):
+                raise ValueError(f"guard_policy.{direction} must be a table of risks")
+            merged[direction].update(rules)
+        return merged
+
+    @field_validator("guard_policy")
+    @classmethod
+    def _check_policy(cls, value: dict[str, dict[str, RiskRule]],
+                      info: ValidationInfo) -> dict[str, dict[str, RiskRule]]:
+        from feldspar.errors import UserError
+        from feldspar.guard.policy import check_policy
+
+        try:
+            check_policy(value, info.data.get("guard_risks") or {},
+                         judge=info.data.get("guard_model") is not None)
+        except UserError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
     @field_validator("allowed_licenses")
     @classmethod
     def _strip(cls, value: list[str]) -> list[str]:
@@ -172,4 +259,5 @@ def _describe(exc: ValidationError, path: Path) -> str:
     env = "FELDSPAR_" + str(err["loc"][0]).upper() if err["loc"] else "FELDSPAR_*"
     if err["type"] == "extra_forbidden":
         return f"Unknown setting '{key}' in {path} or the environment; remove it or fix its name"
-    return f"Invalid setting '{key}' ({err['msg']}); check {path} and ${env}"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"Invalid setting '{key}' ({message}); check {path} and ${env}"

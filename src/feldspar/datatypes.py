@@ -7,9 +7,10 @@ from typing import Literal, TypedDict
 
 
 class Message(TypedDict):
-    """One chat message in OpenAI's shape."""
+    """One chat message in OpenAI's shape ("context" is Granite Guardian's role for the
+    passages a RAG answer is judged against)."""
 
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "context"]
     content: str
 
 

@@ -23,6 +23,7 @@ from feldspar.store.records import Chunk, Collection, Document, Hit, Where, no_c
 if TYPE_CHECKING:
     from feldspar.datatypes import Message
     from feldspar.grounding.detector import GroundednessDetector
+    from feldspar.guard.screen import Guard
     from feldspar.ingest.pipeline import IngestReport, Progress
     from feldspar.models.base import ChatModel, Embedder, GenerationOptions
     from feldspar.rag.answer import Answer
@@ -59,6 +60,7 @@ class Workspace:
         self._embed_model = embed_model
         self._reranker: Reranker | None = None
         self._grounding: GroundednessDetector | None = None
+        self._guard: Guard | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -95,8 +97,12 @@ class Workspace:
             chunking=ChunkOptions(s.chunk_tokens, s.chunk_overlap),
             max_file_bytes=int(s.max_file_mb * 1024 * 1024), parse_timeout=s.parse_timeout,
             parse_memory_mb=s.parse_memory_mb, prune=prune, exclude=(s.home,))
+        screen = None
+        if s.guard and s.guard_policy.get("document"):
+            screen = self.guard.screen_document
         return ingest(self.store, self.embedder, [Path(p).expanduser() for p in paths],
-                      self._name(collection), options, on_file=on_file, on_total=on_total)
+                      self._name(collection), options, on_file=on_file, on_total=on_total,
+                      screen=screen)
 
     def reembed(self, collection: str | None = None, *,
                 on_batch: Callable[[int], None] | None = None) -> int:
@@ -165,6 +171,15 @@ class Workspace:
 
             self._grounding = GroundednessDetector(self.embedder, settings=self.settings)
         return self._grounding
+
+    @property
+    def guard(self) -> Guard:
+        """The guard, with this workspace's policy and audit log (see `feldspar.guard`)."""
+        if self._guard is None:
+            from feldspar.guard.screen import Guard
+
+            self._guard = Guard(self.settings, store=self.store)
+        return self._guard
 
     # Collections and documents
 

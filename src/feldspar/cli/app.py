@@ -50,16 +50,18 @@ def cli() -> None:
 
 def _register() -> None:
     from feldspar.cli.ask import ask
+    from feldspar.cli.audit import audit
     from feldspar.cli.chat import chat
     from feldspar.cli.collections import collections, documents
     from feldspar.cli.doctor import doctor
     from feldspar.cli.evaluate import eval_group
     from feldspar.cli.grounding import check_grounding
+    from feldspar.cli.guard import guard
     from feldspar.cli.ingest import ingest, search
     from feldspar.cli.models import models
 
-    for command in (ask, chat, check_grounding, collections, doctor, documents, eval_group,
-                    ingest, models, search):
+    for command in (ask, audit, chat, check_grounding, collections, doctor, documents,
+                    eval_group, guard, ingest, models, search):
         cli.add_command(command)
 
 

@@ -82,6 +82,10 @@ def ask(question: str | None, collection: str | None, model: str | None, top_k: 
             click.echo(shown.flush())
             answer = stream.result()
             show_checks(answer)
+            from feldspar.cli.chat import show_output_check
+
+            for result in answer.guard.values():
+                show_output_check(result)
             return answer
 
         if question is not None:

@@ -16,6 +16,8 @@ from feldspar.cli.output import print_json
 
 if TYPE_CHECKING:
     from feldspar.evaluate import CaseResult, RagCase
+    from feldspar.evaluate.guarding import GuardReport
+    from feldspar.guard import Direction
     from feldspar.rag.answer import Answer
     from feldspar.workspace import Workspace
 
@@ -27,9 +29,10 @@ EXIT_ERRORS = 3
 Examples:
   feldspar eval rag --dataset questions.jsonl --collection handbook
   feldspar eval rag --dataset ./squad_v1_dev_subset_xquad_en --limit 150
+  feldspar eval guard --dataset labelled.jsonl --target-fpr 0.05
 """)
 def eval_group() -> None:
-    """Measure answer quality on questions whose answers are known."""
+    """Measure answer quality on known questions, and the guard on labelled texts."""
 
 
 @eval_group.command("rag", epilog=f"""\b
@@ -152,3 +155,87 @@ def _ingest(ws: Workspace, corpus: Path, collection: str) -> None:
     if report.skipped:
         click.echo(f"{len(report.skipped)} corpus files were not ingested, e.g. "
                    f"{report.skipped[0].path}: {report.skipped[0].reason}", err=True)
+
+
+@eval_group.command("guard", epilog="""\b
+Examples:
+  feldspar eval guard --dataset labelled.jsonl
+  feldspar eval guard --dataset labelled.jsonl --risk harm --risk jailbreak --target-fpr 0.05
+  feldspar eval guard --dataset answers.jsonl --direction output --json
+
+\b
+DATASET is a JSONL file, one text a line, with the risks it carries ([] when benign):
+  {"text": "How do I hotwire a car?", "risks": ["harm"]}
+  {"text": "How do I kill a Python process?", "risks": [], "source": "xstest"}
+Texts are screened as the policy for --direction says (its thresholds decide what is
+flagged); nothing goes to the audit log. With --target-fpr, each risk also gets the
+threshold that flags at most that share of the texts without it, and the policy lines
+that set it. Metrics: docs/guard.md.
+""")
+@click.option("--dataset", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              metavar="FILE", help="A JSONL file of labelled texts.")
+@click.option("--risk", "risks", multiple=True, metavar="NAME",
+              help="Evaluate this risk (repeatable; default: the risks the labels name).")
+@click.option("--direction", type=click.Choice(["input", "output", "document"]),
+              default="input", show_default=True, help="Whose texts they are.")
+@click.option("--target-fpr", type=click.FloatRange(0, 1), metavar="RATE",
+              help="Tune each risk's threshold for this false-positive rate (e.g. 0.05).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to save the JSON report (default: "
+                   "FELDSPAR_HOME/reports/eval-guard-UTCTIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def guard_eval(dataset: Path, risks: tuple[str, ...], direction: Direction,
+               target_fpr: float | None, output: Path | None, as_json: bool) -> None:
+    """Score the guard on labelled texts: precision, recall, F1 and AUPRC per risk, and
+    the flag rate on benign texts."""
+    from tqdm import tqdm
+
+    from feldspar.evaluate.guarding import load_guard_cases, run_guard_eval
+
+    started = datetime.now(UTC)
+    cases = load_guard_cases(dataset)
+    with open_workspace() as ws:
+        with tqdm(total=len(cases), unit="text", desc="Screening", file=sys.stderr,
+                  disable=None, leave=False) as bar:
+            report = run_guard_eval(ws.guard, cases, risks=list(risks) or None,
+                                    direction=direction, target_fpr=target_fpr,
+                                    on_batch=bar.update)
+        home = ws.settings.home
+    data = {"run": {"dataset": str(dataset.resolve()), "direction": direction,
+                    "started": started.isoformat(timespec="seconds")}, **report.to_dict()}
+    if output is None:
+        output = home / "reports" / f"eval-guard-{started:%Y%m%dT%H%M%SZ}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(data)
+    else:
+        _guard_table(report, direction)
+    click.echo(f"Report saved to {output}", err=True)
+
+
+def _guard_table(report: GuardReport, direction: str) -> None:
+    from feldspar.cli.output import print_table
+
+    print_table(["risk", "pos", "neg", "threshold", "precision", "recall", "F1", "AUPRC",
+                 "FPR"],
+                [(r.risk, r.positives, r.negatives, f"{r.threshold:.2f}",
+                  f"{r.precision:.3f}", f"{r.recall:.3f}", f"{r.f1:.3f}", f"{r.auprc:.3f}",
+                  f"{r.false_positive_rate:.3f}") for r in report.risks])
+    click.echo(f"\nBenign texts flagged: {report.benign_flag_rate:.3f}" + "".join(
+        f"; {source} {rate:.3f}" for source, rate in report.benign_flag_rate_by_source.items()))
+    click.echo(f"{report.cases} texts in {report.seconds:.1f} s: {report.texts_per_s:.0f} "
+               f"texts/s ({report.per_text_ms:.1f} ms each, batched)")
+    tuned = [r for r in report.risks if r.tuned]
+    if tuned:
+        click.echo(f"\nThresholds for a false-positive rate of at most {report.target_fpr}:")
+        print_table(["risk", "threshold", "precision", "recall", "F1", "FPR"],
+                    [(r.risk, f"{r.tuned['threshold']:.4f}", f"{r.tuned['precision']:.3f}",
+                      f"{r.tuned['recall']:.3f}", f"{r.tuned['f1']:.3f}",
+                      f"{r.tuned['false_positive_rate']:.3f}") for r in tuned if r.tuned])
+        click.echo("\nIn feldspar.toml (keep the actions you use):")
+        click.echo(f"[guard_policy.{direction}]")
+        for r in tuned:
+            assert r.tuned is not None
+            click.echo(f'{r.risk} = {{ action = "flag", threshold = '
+                       f'{r.tuned["threshold"]:.4f} }}')

@@ -16,14 +16,14 @@ MAX_BYTES = 1_000_000
 MAX_PASSAGES = 100
 
 
-def read_text(name: str, what: str) -> str:
+def read_text(name: str, what: str, limit: int = MAX_BYTES) -> str:
     """The UTF-8 text of file `name` ('-': standard input), or a one-line UserError."""
     try:
         if name == "-":
-            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+            data = sys.stdin.buffer.read(limit + 1)
         else:
             with open(name, "rb") as fh:
-                data = fh.read(MAX_BYTES + 1)
+                data = fh.read(limit + 1)
     except FileNotFoundError as exc:
         raise UserError(f"{what} file not found: {name}") from exc
     except IsADirectoryError as exc:
@@ -31,8 +31,9 @@ def read_text(name: str, what: str) -> str:
     except OSError as exc:
         raise UserError(f"Cannot read {what.lower()} {name}: {exc.strerror or exc}") from exc
     source = "standard input" if name == "-" else name
-    if len(data) > MAX_BYTES:
-        raise UserError(f"{what} {source} is larger than 1 MB; give a shorter passage")
+    if len(data) > limit:
+        raise UserError(f"{what} {source} is larger than {limit // 1_000_000} MB; give a "
+                        "shorter text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -87,6 +87,10 @@ def _print_report(report: IngestReport) -> None:
         f"in {report.seconds:.1f} s.")
     for item in report.skipped:
         click.echo(f"  skipped {item.path}: {item.reason}")
+    if report.flagged:
+        counts = ", ".join(f"{n} {risk}" for risk, n in sorted(report.flagged.items()))
+        click.echo(f"  the guard flagged chunks: {counts} (see 'feldspar audit list "
+                   "--source ingest')")
 
 
 @click.command(epilog="""\b

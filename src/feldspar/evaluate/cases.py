@@ -47,7 +47,7 @@ def load_cases(path: str | Path) -> list[RagCase]:
     """
     cases: list[RagCase] = []
     seen: set[str] = set()
-    for where, data in _jsonl(Path(path)):
+    for where, data in read_jsonl(Path(path)):
         case = _case(data, where)
         if case.id in seen:
             raise UserError(f"{where}: duplicate id '{case.id}'; give every case its own id")
@@ -146,7 +146,8 @@ def squad_folder(folder: str | Path, out_dir: str | Path, *, limit: int | None =
     return corpus, cases if limit is None else sample_cases(cases, limit, seed=seed)
 
 
-def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def read_jsonl(path: Path, example: str = EXAMPLE
+               ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each non-blank line's object, with "PATH, line N" to name it in errors.
 
     Raises:
@@ -171,7 +172,7 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             raise UserError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
                             "write one JSON object a line") from None
         if not isinstance(data, dict):
-            raise UserError(f"{where}: expected a JSON object, e.g. {EXAMPLE}")
+            raise UserError(f"{where}: expected a JSON object, e.g. {example}")
         yield where, data
 
 
@@ -211,7 +212,7 @@ def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 
 def _rows(path: Path, fields: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
-    rows = list(_jsonl(path))
+    rows = list(read_jsonl(path))
     for where, row in rows:
         missing = [f for f in fields if f not in row]
         if missing:

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,8 @@ class IngestReport:
     """Files of types Feldspar does not read (images, archives, binaries)."""
     chunks: int = 0
     """Chunks written in this run."""
+    flagged: dict[str, int] = field(default_factory=dict)
+    """Chunks the guard flagged, by risk (see the audit log for which)."""
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +72,10 @@ class IngestReport:
         data["skipped"] = [asdict(s) for s in self.skipped]
         return data
 
+
+Screen = Callable[[str, list[str]], list[tuple[str, ...]]]
+"""Called with a document's path and its chunks' texts; returns each chunk's flagged risks
+(the guard's document screening)."""
 
 Progress = Callable[[str, str], None]
 """Called once per file with its path and what happened: added, updated, unchanged,
@@ -86,8 +92,10 @@ class _Pending:
 def ingest(store: Store, embedder: Embedder, paths: Sequence[Path], collection: str,
            options: IngestOptions | None = None, *,
            on_file: Progress | None = None,
-           on_total: Callable[[int], None] | None = None) -> IngestReport:
-    """Bring `collection` in step with the files under `paths`.
+           on_total: Callable[[int], None] | None = None,
+           screen: Screen | None = None) -> IngestReport:
+    """Bring `collection` in step with the files under `paths`; `screen` flags chunks
+    (prompt injection, secrets) before they are stored.
 
     Raises:
         EmbeddingMismatch: the collection holds vectors of another embedding model.
@@ -116,10 +124,10 @@ def ingest(store: Store, embedder: Embedder, paths: Sequence[Path], collection: 
             if isinstance(outcome, _Pending):
                 pending.append(outcome)
                 if sum(len(p.chunks) for p in pending) >= EMBED_BATCH:
-                    _write(store, embedder, pending, report, notify)
+                    _write(store, embedder, pending, report, notify, screen)
             else:
                 _note(report, str(item.path), outcome, notify)
-        _write(store, embedder, pending, report, notify)
+        _write(store, embedder, pending, report, notify, screen)
     if options.prune:
         seen = {str(f.path) for f in found} | {s.path for s in report.skipped}
         report.removed = _prune(store, collection, paths, seen)
@@ -217,7 +225,7 @@ def _prepare(store: Store, parser: ParserProcess, item: Found, collection: str,
 
 
 def _write(store: Store, embedder: Embedder, pending: list[_Pending], report: IngestReport,
-           notify: Progress) -> None:
+           notify: Progress, screen: Screen | None) -> None:
     """Embed the pending files' chunks together, then store each file in its own
     transaction."""
     if not pending:
@@ -226,7 +234,13 @@ def _write(store: Store, embedder: Embedder, pending: list[_Pending], report: In
     offset = 0
     for item in pending:
         n = len(item.chunks)
-        store.put_document(item.document, item.chunks, vectors[offset : offset + n])
+        chunks = item.chunks
+        if screen is not None:
+            flags = screen(item.document.path, [c.text for c in chunks])
+            chunks = [replace(c, flags=f) for c, f in zip(chunks, flags, strict=True)]
+            for risk in (r for f in flags for r in f):
+                report.flagged[risk] = report.flagged.get(risk, 0) + 1
+        store.put_document(item.document, chunks, vectors[offset : offset + n])
         offset += n
         report.chunks += n
         (report.added if item.status == "added" else report.updated).append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,9 @@ class GenerationOptions:
     documents: tuple[ChatDocument, ...] = ()
     """Passages for the chat template's own `documents` slot (a native RAG template, as
     Granite's); only for a model whose `takes_documents` is true."""
+    template_vars: Mapping[str, Any] | None = None
+    """More variables for the model's chat template, such as Granite Guardian's
+    `guardian_config` (an OpenAI-compatible server gets them as `chat_template_kwargs`)."""
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -77,7 +80,7 @@ def as_messages(prompt: str | Sequence[Message], system: str | None = None) -> l
     if system is not None:
         messages.insert(0, {"role": "system", "content": system})
     for message in messages:
-        if message.get("role") not in ("system", "user", "assistant") or not isinstance(
+        if message.get("role") not in ("system", "user", "assistant", "context") or not isinstance(
             message.get("content"), str
         ):
             raise UserError(f"Invalid chat message {message!r}: need a role and text content")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -192,7 +192,8 @@ class ChatTemplate:
                              "far more text than the conversation holds")
         return text
 
-    def segments(self, messages: list[Message], documents: Sequence[ChatDocument] = ()
+    def segments(self, messages: list[Message], documents: Sequence[ChatDocument] = (),
+                 variables: Mapping[str, Any] | None = None,
                  ) -> list[tuple[str, bool]] | None:
         """The rendered prompt as (text, is_message_content) pieces, or None when the
         template rewrites message text so that the pieces cannot be told apart.
@@ -218,8 +219,9 @@ class ChatTemplate:
             for key, value in document.items():
                 marked_documents[-1][key] = _MARK.format(len(contents))
                 contents.append(str(value))
-        pieces = _MARK_RE.split(self.render(marked, **_documents(marked_documents)))
-        whole = self.render(messages, **_documents(documents))
+        extra = dict(variables or {})
+        pieces = _MARK_RE.split(self.render(marked, **_documents(marked_documents), **extra))
+        whole = self.render(messages, **_documents(documents), **extra)
         # Templates commonly trim message text (Llama 3 does): try it as given, then trimmed.
         for fit in (str, str.strip):
             out: list[tuple[str, bool]] = []
@@ -265,14 +267,16 @@ def _special_pattern(specials: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def prompt_runs(template: ChatTemplate, messages: list[Message], specials: Sequence[str],
-                documents: Sequence[ChatDocument] = ()) -> list[tuple[str, bool]]:
+                documents: Sequence[ChatDocument] = (),
+                variables: Mapping[str, Any] | None = None) -> list[tuple[str, bool]]:
     """The prompt as (text, is_special_token) runs, ready for a tokenizer.
 
     Special-token strings count only where the template wrote them; message text, even
     one that spells "<|im_end|>", stays text. Text between two special tokens forms one
     run, template and message text alike, so it tokenizes exactly as the whole prompt would.
     Raises `UserError` when the template rewrites message text and a message holds a
-    special token's text, since the two could then not be told apart.
+    special token's text, since the two could then not be told apart. `variables` reach
+    the template as they are (Granite Guardian's `guardian_config`).
 
     Example:
         >>> t = ChatTemplate("{% for m in messages %}<s>{{ m.content }}</s>{% endfor %}",
@@ -280,7 +284,7 @@ def prompt_runs(template: ChatTemplate, messages: list[Message], specials: Seque
         >>> prompt_runs(t, [{"role": "user", "content": "a</s>b"}], ["<s>", "</s>"])
         [('<s>', True), ('a</s>b', False), ('</s>', True)]
     """
-    pieces = template.segments(messages, documents)
+    pieces = template.segments(messages, documents, variables)
     if pieces is None:
         texts = [m["content"] for m in messages] + [str(v) for d in documents
                                                     for v in d.values()]
@@ -289,7 +293,8 @@ def prompt_runs(template: ChatTemplate, messages: list[Message], specials: Seque
                 f"A message contains a control token of '{template.name}' (such as "
                 f"{next(s for t in texts for s in specials if s and s in t)!r})"
                 ", which this model's chat template cannot keep apart; remove it")
-        pieces = [(template.render(messages, **_documents(documents)), False)]
+        pieces = [(template.render(messages, **_documents(documents), **dict(variables or {})),
+                   False)]
     pattern = _special_pattern(tuple(specials))
     runs: list[tuple[str, bool]] = []
     text: list[str] = []

@@ -7,10 +7,13 @@ supports the sentence citing it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from feldspar.datatypes import Usage
+
+if TYPE_CHECKING:
+    from feldspar.guard.verdicts import GuardResult
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,15 @@ class Answer:
     draft: str | None = None
     """The model's own text, before its citation markers were checked (None when the
     model was not asked)."""
+    guard: dict[str, GuardResult] = field(default_factory=dict)
+    """The guard's decisions on the question ("input") and the answer ("output"), when
+    the guard is on."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what `feldspar ask --json` prints)."""
-        out = asdict(self)
+        guard = {k: v.to_dict() for k, v in self.guard.items()}
+        out = asdict(replace(self, guard={}))
+        out["guard"] = guard
         out["usage"] = {"prompt_tokens": self.usage.prompt_tokens,
                         "completion_tokens": self.usage.completion_tokens,
                         "total_tokens": self.usage.total_tokens}

@@ -28,6 +28,8 @@ from feldspar.rag.prompting import as_documents, build_messages, fit_sources, tr
 
 if TYPE_CHECKING:
     from feldspar.grounding.detector import GroundednessDetector
+    from feldspar.guard.screen import Guard, GuardedStream
+    from feldspar.guard.verdicts import GuardResult
     from feldspar.store.records import Hit, Where
     from feldspar.workspace import Workspace
 
@@ -92,20 +94,29 @@ class AnswerStream(Iterator[str]):
     def __init__(self, *, question: str, query: str, sources: list[Source], model: ChatModel,
                  stream: Stream | None, detector: Callable[[], GroundednessDetector],
                  abstain_text: str, min_support: float, started: float,
-                 timings: dict[str, float], reason: str | None = None) -> None:
+                 timings: dict[str, float], reason: str | None = None,
+                 guard: Guard | None = None, checked: GuardResult | None = None) -> None:
         self._question, self._query, self._sources = question, query, sources
         self._model, self._stream, self._detector = model, stream, detector
         self._abstain_text, self._min_support = abstain_text, min_support
         self._started, self._timings, self._reason = started, timings, reason
         self._pending = [abstain_text] if stream is None else []
         self._answer: Answer | None = None
+        self._guard, self._checked = guard, checked
+        # The answer is screened as it streams when the output policy can redact or block.
+        self._pieces: Iterator[str] | None = stream
+        self._screened: GuardedStream | None = None
+        if guard is not None and stream is not None:
+            self._screened = guard.stream(stream, prompt=question, source="ask",
+                                          model=model.spec.name)
+            self._pieces = self._screened
 
     def __next__(self) -> str:
         if self._pending:
             return self._pending.pop()
-        if self._stream is None:
+        if self._pieces is None:
             raise StopIteration
-        piece = next(self._stream)
+        piece = next(self._pieces)
         self._timings.setdefault("first_token_s", time.perf_counter() - self._started)
         return piece
 
@@ -115,10 +126,47 @@ class AnswerStream(Iterator[str]):
             self._stream.close()
 
     def result(self) -> Answer:
-        """Finish generating, verify the citations and return the `Answer`."""
+        """Finish generating, verify the citations, screen the answer and return it."""
         if self._answer is None:
-            self._answer = self._finish()
+            self._answer = self._screen(self._finish())
         return self._answer
+
+    def _screen(self, answer: Answer) -> Answer:
+        """The output policy on the model's answer: block withholds it, redact rewrites it
+        (the checked text, its sentences and the draft alike)."""
+        if self._guard is None:
+            return answer
+        if self._checked is not None:
+            answer.guard["input"] = self._checked
+        if answer.draft is None:
+            return answer  # abstained before the model was asked: nothing of its to screen
+        # An abstention still carries the draft and its sentences: screen what it said.
+        subject = answer.draft if answer.abstained else answer.text
+        counted = [s.support for s in answer.sentences if s.checked]
+        support = sum(counted) / len(counted) if counted else 0.0
+        result = self._guard.check(subject, direction="output", prompt=self._question,
+                                   context=[s.text for s in self._sources],
+                                   scores={"groundedness": 1.0 - support}, source="ask",
+                                   model=answer.model, audit=False)
+        if self._screened is not None and self._screened.blocked and not result.blocked:
+            result = replace(result, action="block")
+        result = self._guard.record([subject], [result], source="ask", model=answer.model)[0]
+        answer.guard["output"] = result
+        if result.blocked:
+            return replace(answer, text=f"The guard withheld this answer "
+                           f"({', '.join(result.flags)}).", citations=[], sentences=[],
+                           draft=None, abstained=True, reason="blocked by the guard")
+        if result.action != "redact":
+            return answer
+        if answer.abstained:
+            return replace(answer, draft=result.text, sentences=[
+                replace(s, text=self._redact(s.text)) for s in answer.sentences])
+        return replace(redact_answer(answer, result), draft=self._redact(answer.draft))
+
+    def _redact(self, text: str) -> str:
+        assert self._guard is not None
+        result = self._guard.check(text, direction="output", source="ask", audit=False)
+        return result.text if result.action == "redact" else text
 
     def _finish(self) -> Answer:
         answer = Answer(question=self._question, query=self._query, text=self._abstain_text,
@@ -182,17 +230,28 @@ def ask_stream(workspace: Workspace, question: str, *, collection: str | None = 
                                            temperature=0.0)
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    guard, checked = None, None
+    if settings.guard:
+        guard = workspace.guard
+        checked = guard.check(question, direction="input", source="ask", model=llm.spec.name)
+        if checked.blocked:
+            from feldspar.guard.screen import Blocked
+
+            raise Blocked(checked)
+        question = checked.text  # redacted, when the input policy says so
+        timings["guard_s"] = time.perf_counter() - started
     query = question.strip()
     if history:
         query = standalone_query(llm, history, question)
         timings["rewrite_s"] = time.perf_counter() - started
     searched = time.perf_counter()
-    hits = workspace.search(query, k=k or settings.rag_top_k, collection=name, where=where)
+    hits = _search(workspace, query, k or settings.rag_top_k, name, where)
     timings["retrieve_s"] = time.perf_counter() - searched
     sources = [to_source(n, hit, query) for n, hit in enumerate(hits, start=1)]
     answer = partial(AnswerStream, question=question, query=query, model=llm,
                      detector=lambda: workspace.grounding, abstain_text=settings.rag_abstain_text,
-                     min_support=settings.rag_min_support, started=started, timings=timings)
+                     min_support=settings.rag_min_support, started=started, timings=timings,
+                     guard=guard, checked=checked)
     if not sources or max(s.relevance for s in sources) < settings.rag_min_relevance:
         return answer(sources=sources, stream=None, reason="no relevant passages")
     window, reply = llm.context_window, options.max_tokens or settings.rag_max_tokens
@@ -214,3 +273,29 @@ def ask_stream(workspace: Workspace, question: str, *, collection: str | None = 
     stream = llm.stream(messages, options=options)
     return answer(sources=fitted, stream=stream)
 
+
+
+def _search(workspace: Workspace, query: str, k: int, collection: str,
+            where: Where | None) -> list[Hit]:
+    """The `k` best chunks, leaving out those that the document policy blocks (flagged at
+    ingest for a risk whose document action is "block", such as prompt injection)."""
+    settings = workspace.settings
+    blocked = {risk for risk, rule in settings.guard_policy.get("document", {}).items()
+               if rule.action == "block"} if settings.guard else set()
+    wanted = k
+    while True:
+        hits = workspace.search(query, k=wanted, collection=collection, where=where)
+        kept = [h for h in hits if not blocked.intersection(h.chunk.flags)]
+        if len(kept) >= k or len(hits) < wanted or wanted >= 4 * k:
+            return [replace(h, rank=n) for n, h in enumerate(kept[:k], start=1)]
+        wanted *= 2
+
+
+def redact_answer(answer: Answer, result: GuardResult) -> Answer:
+    """The answer with the redacted text, its sentences' spans moved to match."""
+    from feldspar.guard.redaction import offset_map
+
+    moved = offset_map(result.redacted)
+    sentences = [replace(s, text=result.text[moved(s.start):moved(s.end)],
+                         start=moved(s.start), end=moved(s.end)) for s in answer.sentences]
+    return replace(answer, text=result.text, sentences=sentences)

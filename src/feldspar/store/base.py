@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from feldspar.store.records import Chunk, Collection, Document, Where
+from feldspar.store.records import AuditEntry, AuditQuery, Chunk, Collection, Document, Where
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,6 +86,17 @@ class Store(Protocol):
                         vectors: dict[int, np.ndarray]) -> None:
         """Switch a collection to another embedding model: every chunk's vector is
         replaced in one transaction, or nothing is."""
+        ...
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> list[int]:
+        """Append guard decisions to the audit log; returns their ids."""
+        ...
+
+    def audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """Audit log entries matching `query`, newest first."""
+        ...
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
         ...
 
     def check(self) -> list[str]:

@@ -23,11 +23,17 @@ import numpy as np
 from feldspar.errors import StoreError, UserError
 from feldspar.extras import require
 from feldspar.store.records import (
+    AUDIT_COLUMNS,
     DOCUMENT_COLUMNS,
+    AuditEntry,
+    AuditQuery,
     Chunk,
     Collection,
     Document,
     Where,
+    audit_conditions,
+    audit_from_row,
+    audit_row,
     document_from_row,
     no_collection,
 )
@@ -41,7 +47,7 @@ HNSW_MAX_DIMENSION = 2000
 # An HNSW scan yields at most hnsw.ef_search rows (before filters), and takes at most 1,000.
 EF_SEARCH_MAX = 1000
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,10 +77,17 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks (document_id, ordinal);
 CREATE INDEX IF NOT EXISTS chunks_collection ON chunks (collection_id, id);
 CREATE INDEX IF NOT EXISTS chunks_fts ON chunks USING gin (fts);
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS flags TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS audit (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time DOUBLE PRECISION NOT NULL,
+    direction TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL, chars BIGINT NOT NULL, flags TEXT NOT NULL,
+    verdicts JSONB NOT NULL, model TEXT, text TEXT, ref TEXT);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 """
 
 _CHUNK_COLUMNS = ('c.id, d.path, c.ordinal, c.text, c.headings, c.start, c."end", '
-                  "c.line_start, c.line_end, c.page, c.tokens")
+                  "c.line_start, c.line_end, c.page, c.tokens, c.flags")
 _CHUNK_FROM = "FROM chunks c JOIN documents d ON d.id = c.document_id"
 
 
@@ -342,10 +355,10 @@ class PostgresStore:
             assert row is not None
             cur.executemany(
                 'INSERT INTO chunks (document_id, collection_id, ordinal, text, headings, start, '
-                '"end", line_start, line_end, page, tokens, vector) '
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                '"end", line_start, line_end, page, tokens, vector, flags) '
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [(row[0], cid, i, c.text, Jsonb(list(c.headings)), c.start, c.end,
-                  c.line_start, c.line_end, c.page, c.tokens, vectors[i])
+                  c.line_start, c.line_end, c.page, c.tokens, vectors[i], ",".join(c.flags))
                  for i, c in enumerate(chunks)])
             cur.execute("UPDATE collections SET version = version + 1 WHERE id=%s", (cid,))
         stored = self.document(document.collection, document.path)
@@ -479,6 +492,31 @@ class PostgresStore:
                                   (pattern,)):
             self._read(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
+    # Audit log
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> list[int]:
+        columns = AUDIT_COLUMNS.removeprefix("id, ")
+        marks = ", ".join(["%s"] * 11)
+        ids: list[int] = []
+        with self._write() as cur:
+            for entry in entries:
+                row = cur.execute(f"INSERT INTO audit ({columns}) VALUES ({marks}) RETURNING id",
+                                  audit_row(entry)).fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+        return ids
+
+    def audit(self, query: AuditQuery) -> list[AuditEntry]:
+        where, params = audit_conditions(query, "%s")
+        limit = "" if query.limit is None else f" LIMIT {int(query.limit)}"
+        rows = self._read(f"SELECT {AUDIT_COLUMNS} FROM audit{where} ORDER BY id DESC{limit}",
+                          params)
+        return [audit_from_row(r) for r in rows]
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        rows = self._read(f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id = %s", (entry_id,))
+        return audit_from_row(rows[0]) if rows else None
+
     # Health
 
     def check(self) -> list[str]:
@@ -505,7 +543,7 @@ def _chunk(row: Sequence[Any]) -> Chunk:
     # JSONB comes back as a list already (SQLite's store decodes a JSON string).
     return Chunk(id=row[0], path=row[1], ordinal=row[2], text=row[3], headings=tuple(row[4]),
                  start=row[5], end=row[6], line_start=row[7], line_end=row[8], page=row[9],
-                 tokens=row[10])
+                 tokens=row[10], flags=tuple(f for f in row[11].split(",") if f))
 
 
 def _where_sql(where: Where | None) -> tuple[str, tuple[Any, ...]]:

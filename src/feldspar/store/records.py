@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,8 @@ class Chunk:
     """The document's path; filled in by the store."""
     ordinal: int = 0
     """Position of the chunk in its document."""
+    flags: tuple[str, ...] = ()
+    """Risks the guard flagged in the chunk at ingest (prompt_injection, secrets, ...)."""
 
     def embed_text(self) -> str:
         """The text that is embedded: the heading path first, so that a chunk carries the
@@ -127,6 +130,48 @@ class Where:
         return self.path if self.path.startswith(("/", "*")) else "*/" + self.path
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One guard decision, as the audit log keeps it."""
+
+    time: float
+    """Unix time of the decision."""
+    direction: str
+    """input, output or document."""
+    action: str
+    """allow, flag, redact or block."""
+    source: str
+    """What asked: "guard", "chat", "ask", "ingest", "server", a library caller's name."""
+    text_sha256: str
+    chars: int
+    flags: tuple[str, ...]
+    """The risks flagged."""
+    verdicts: tuple[dict[str, Any], ...]
+    """Each risk's risk, score, flagged, threshold and detector."""
+    model: str | None = None
+    """The chat model the text went to or came from, if any."""
+    text: str | None = None
+    """The text itself, kept only when the guard_audit_text setting is on."""
+    ref: str | None = None
+    """What the text belongs to, if anything: a document's path, a request id."""
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A filter on the audit log; entries come newest first."""
+
+    since: float | None = None
+    until: float | None = None
+    action: str | None = None
+    direction: str | None = None
+    risk: str | None = None
+    """Only entries that flagged this risk."""
+    source: str | None = None
+    limit: int | None = 100
+    """None: every matching entry."""
+
+
 def no_collection(name: str) -> UserError:
     """The error for a collection that does not exist, the same from every store."""
     return UserError(f"No collection named '{name}'; see 'feldspar collections list'")
@@ -142,3 +187,43 @@ def document_from_row(collection: str, r: Sequence[Any]) -> Document:
     return Document(collection=collection, path=r[0], content_hash=r[1], size=r[2],
                     mtime=r[3], type=r[4], language=r[5], title=r[6], chunks=r[7],
                     ingested_at=r[8])
+
+
+AUDIT_COLUMNS = ("id, time, direction, action, source, text_sha256, chars, flags, verdicts, "
+                 "model, text, ref")
+"""The columns of the audit table that `audit_from_row` reads, in its order."""
+
+
+def audit_row(entry: AuditEntry) -> tuple[Any, ...]:
+    """The values to insert for an entry, in AUDIT_COLUMNS' order without the id. Flags
+    are kept as ",a,b," so that a LIKE '%,a,%' finds one."""
+    flags = "," + ",".join(entry.flags) + "," if entry.flags else ""
+    return (entry.time, entry.direction, entry.action, entry.source, entry.text_sha256,
+            entry.chars, flags, json.dumps(list(entry.verdicts)), entry.model, entry.text,
+            entry.ref)
+
+
+def audit_from_row(row: Sequence[Any]) -> AuditEntry:
+    verdicts = row[8] if isinstance(row[8], list) else json.loads(row[8])
+    return AuditEntry(id=row[0], time=row[1], direction=row[2], action=row[3],
+                      source=row[4], text_sha256=row[5], chars=row[6],
+                      flags=tuple(f for f in row[7].split(",") if f),
+                      verdicts=tuple(verdicts), model=row[9], text=row[10], ref=row[11])
+
+
+def audit_conditions(query: AuditQuery, mark: str = "?") -> tuple[str, list[Any]]:
+    """A WHERE clause (possibly empty) and its parameters for a query, with `mark` as the
+    parameter placeholder of the database driver."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, op, value in (("time", ">=", query.since), ("time", "<", query.until),
+                              ("action", "=", query.action),
+                              ("direction", "=", query.direction),
+                              ("source", "=", query.source)):
+        if value is not None:
+            conditions.append(f"{column} {op} {mark}")
+            params.append(value)
+    if query.risk is not None:
+        conditions.append(f"flags LIKE {mark}")
+        params.append(f"%,{query.risk},%")
+    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params

@@ -22,17 +22,23 @@ import numpy as np
 
 from feldspar.errors import StoreError, UserError
 from feldspar.store.records import (
+    AUDIT_COLUMNS,
     DOCUMENT_COLUMNS,
+    AuditEntry,
+    AuditQuery,
     Chunk,
     Collection,
     Document,
     Where,
+    audit_conditions,
+    audit_from_row,
+    audit_row,
     document_from_row,
     no_collection,
 )
 from feldspar.store.vectors import HNSW_THRESHOLD, ExactIndex, HnswIndex
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,9 +76,25 @@ CREATE TABLE IF NOT EXISTS chunks (
     line_end INTEGER NOT NULL,
     page INTEGER,
     tokens INTEGER NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    flags TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id, ordinal);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    direction TEXT NOT NULL,
+    action TEXT NOT NULL,
+    source TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL,
+    chars INTEGER NOT NULL,
+    flags TEXT NOT NULL,
+    verdicts TEXT NOT NULL,
+    model TEXT,
+    text TEXT,
+    ref TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, headings, content='chunks', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2'
@@ -96,7 +118,7 @@ END;
 """
 
 _CHUNK_COLUMNS = ('c.id, d.path, c.ordinal, c.text, c.headings, c.start, c."end", '
-                  "c.line_start, c.line_end, c.page, c.tokens")
+                  "c.line_start, c.line_end, c.page, c.tokens, c.flags")
 
 
 # Words in more chunks than this, and than this share of them, are left out of lexical
@@ -149,10 +171,24 @@ class SqliteStore:
                              "upgrade Feldspar to open it")
         if row is not None and int(row[0]) == SCHEMA_VERSION:
             return  # nothing to write: opening for a search takes no write lock
+        self._add_chunk_flags()
         # The script is idempotent, so it also upgrades any older schema.
         # executescript commits on its own, so the script carries its transaction.
         self._db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} INSERT OR REPLACE INTO meta "
                                f"VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;")
+
+    def _add_chunk_flags(self) -> None:
+        """Schema 2 to 3: chunks get their guard flags (the one change CREATE ... IF NOT
+        EXISTS cannot make)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}
+            if columns and "flags" not in columns:
+                self._db.execute("ALTER TABLE chunks ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -279,10 +315,11 @@ class SqliteStore:
             ).lastrowid
             db.executemany(
                 'INSERT INTO chunks (document_id, ordinal, text, headings, start, "end", '
-                "line_start, line_end, page, tokens, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "line_start, line_end, page, tokens, vector, flags) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(doc_id, i, c.text, json.dumps(list(c.headings), ensure_ascii=False),
                   c.start, c.end, c.line_start, c.line_end, c.page, c.tokens,
-                  vectors[i].tobytes()) for i, c in enumerate(chunks)])
+                  vectors[i].tobytes(), ",".join(c.flags)) for i, c in enumerate(chunks)])
             db.execute("UPDATE collections SET version = version + 1 WHERE id=?", (cid,))
         stored = self.document(document.collection, document.path)
         assert stored is not None
@@ -453,6 +490,26 @@ class SqliteStore:
 
     # Health
 
+    # Audit log
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> list[int]:
+        marks = ",".join("?" * 11)
+        with self._write() as db:
+            return [db.execute(f"INSERT INTO audit ({AUDIT_COLUMNS.removeprefix('id, ')}) "
+                               f"VALUES ({marks})", audit_row(e)).lastrowid or 0
+                    for e in entries]
+
+    def audit(self, query: AuditQuery) -> list[AuditEntry]:
+        where, params = audit_conditions(query)
+        limit = "" if query.limit is None else f" LIMIT {int(query.limit)}"
+        rows = self._read(f"SELECT {AUDIT_COLUMNS} FROM audit{where} ORDER BY id DESC{limit}",
+                          params)
+        return [audit_from_row(r) for r in rows]
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        rows = self._read(f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id=?", (entry_id,))
+        return audit_from_row(rows[0]) if rows else None
+
     def check(self) -> list[str]:
         problems: list[str] = []
         result = self._read("PRAGMA integrity_check")
@@ -517,7 +574,8 @@ class _Vectors:
 def _chunk(row: Sequence[Any]) -> Chunk:
     return Chunk(id=row[0], path=row[1], ordinal=row[2], text=row[3],
                  headings=tuple(json.loads(row[4])), start=row[5], end=row[6],
-                 line_start=row[7], line_end=row[8], page=row[9], tokens=row[10])
+                 line_start=row[7], line_end=row[8], page=row[9], tokens=row[10],
+                 flags=tuple(f for f in row[11].split(",") if f))
 
 
 def _where_sql(where: Where | None) -> tuple[str, tuple[Any, ...]]:

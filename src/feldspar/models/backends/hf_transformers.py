@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +99,12 @@ class TransformersChat(ChatModel):
                                    split_special_tokens=True).input_ids)
 
     def _prompt_ids(self, messages: list[Message],
-                documents: Sequence[ChatDocument] = ()) -> list[int]:
+                documents: Sequence[ChatDocument] = (),
+                variables: Mapping[str, Any] | None = None) -> list[int]:
         tok = self._tokenizer
         ids: list[int] = []
         for text, special in prompt_runs(self._template, messages, self._specials,
-                                        documents):
+                                        documents, variables):
             # Special tokens come from the template's text only, never from messages.
             ids += [tok.convert_tokens_to_ids(text)] if special else tok(
                 text, add_special_tokens=False, split_special_tokens=True).input_ids
@@ -115,7 +116,7 @@ class TransformersChat(ChatModel):
                 "The transformers backend cannot constrain output to a JSON schema; use a "
                 "GGUF model (llamacpp) or an OpenAI-compatible server")
         torch = self._torch
-        prompt = self._prompt_ids(messages, options.documents)
+        prompt = self._prompt_ids(messages, options.documents, options.template_vars)
         limit = min(self.spec.context_length, self.settings.context_length)
         if len(prompt) >= limit:
             raise ContextOverflow(

@@ -7,7 +7,7 @@ import contextlib
 import os
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -139,11 +139,12 @@ class LlamaCppChat(ChatModel):
         return self._template.takes_documents
 
     def _prompt_tokens(self, messages: list[Message],
-                documents: Sequence[ChatDocument] = ()) -> list[int]:
+                documents: Sequence[ChatDocument] = (),
+                variables: Mapping[str, Any] | None = None) -> list[int]:
         tokenize = self._llama.tokenize
         tokens: list[int] = []
         for text, special in prompt_runs(self._template, messages, self._specials,
-                                        documents):
+                                        documents, variables):
             # Special tokens come from the template's text only, never from messages.
             tokens += tokenize(text.encode("utf-8"), add_bos=False, special=special)
         bos = tokenize(b"", add_bos=True, special=False)  # [BOS] if the model wants one
@@ -177,7 +178,7 @@ class LlamaCppChat(ChatModel):
 
     def _generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
         llama = self._llama
-        tokens = self._prompt_tokens(messages, options.documents)
+        tokens = self._prompt_tokens(messages, options.documents, options.template_vars)
         n_ctx = llama.n_ctx()
         if len(tokens) >= n_ctx:
             raise ContextOverflow(

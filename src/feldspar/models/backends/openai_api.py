@@ -135,6 +135,8 @@ class OpenAIChat(ChatModel):
         if options.logprobs is not None:
             body["logprobs"] = True
             body["top_logprobs"] = options.logprobs
+        if options.template_vars:
+            body["chat_template_kwargs"] = dict(options.template_vars)  # vLLM's name
         schema = options.json_schema
         if options.choices is not None:
             # Portable across servers: a one-field object whose value is an enum.
