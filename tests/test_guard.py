@@ -87,6 +87,15 @@ def test_an_invalid_policy_is_one_clear_error(policy: dict[str, object], message
         load_settings()
 
 
+def test_policy_keys_are_canonical_and_a_partial_rule_keeps_the_default_action() -> None:
+    settings = Settings(guard_policy={"input": {"Prompt-Injection": {"action": "block"},
+                                                "harm": {"threshold": 0.6}}})
+    rules = settings.guard_policy["input"]
+    assert rules["prompt_injection"].action == "block"
+    assert (rules["harm"].action, rules["harm"].threshold) == ("block", 0.6)
+    assert "Prompt-Injection" not in rules
+
+
 def test_a_judge_only_risk_is_allowed_once_a_guard_model_is_set() -> None:
     settings = Settings(guard_model="granite-guardian-3.1-2b",
                         guard_policy={"output": {"evasiveness": {"action": "flag"}}})
@@ -302,11 +311,30 @@ def test_a_streamed_answer_is_redacted_sentence_by_sentence(tmp_path: Path) -> N
 
 def test_a_blocked_stream_stops_and_is_recorded_as_blocked(tmp_path: Path) -> None:
     screen = guard(tmp_path, guard_policy={"output": {"secrets": {"action": "block"}}})
-    text = f"Here you go. The key is {AWS_KEY}. And more text that never shows."
+    opening = "Here you go. " + "This part is fine. " * 20
+    text = f"{opening}The key is {AWS_KEY}. And more text that never shows."
     stream = screen.stream(pieces(text), prompt="key?", source="test", model=None)
-    assert "".join(stream) == "Here you go."
+    shown = "".join(stream)
+    assert shown.startswith("Here you go. This part is fine.")
+    assert AWS_KEY not in shown
+    assert "never shows" not in shown
     assert stream.blocked
     assert stream.result().blocked
+
+
+def test_what_a_release_point_would_cut_is_still_redacted(tmp_path: Path) -> None:
+    screen = guard(tmp_path)
+    key = ("-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(
+        "MIIEowIBAAKCAQEA7bq9vJ3Xz0sYk2mQ+Fh1tR8wLpN4cVd6uE3oKjH5gTf2" for _ in range(8))
+        + "\n-----END RSA PRIVATE KEY-----\n")
+    for text, secret in [("a" * 375 + f" card {CARD} thanks.", CARD),
+                         (f"Use this key:\n{key}Done.", "MIIEowIBAAKCAQEA"),
+                         ("Call " + "x" * 390 + " +44 20 7946 0958 now.", "7946 0958")]:
+        for size in (1, 7, 50):
+            stream = screen.stream(pieces(text, size), prompt=None, source="t", model=None)
+            shown = "".join(stream)
+            assert secret not in shown, (size, shown[-80:])
+            assert stream.result().action == "redact"
 
 
 def test_without_redact_or_block_rules_the_stream_is_not_held(tmp_path: Path) -> None:
@@ -545,3 +573,30 @@ def test_chat_json_carries_the_guards_decisions() -> None:
     assert data["guard"]["input"]["action"] == "allow"
     assert data["guard"]["output"]["action"] in ("allow", "flag", "redact")
     assert {v["risk"] for v in data["guard"]["input"]["verdicts"]} >= {"harm", "jailbreak"}
+
+
+def test_metrics_ignore_line_order_and_an_unreachable_target_says_so() -> None:
+    import numpy as np
+
+    from feldspar.evaluate.guarding import average_precision, tune_threshold
+
+    assert average_precision(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
+    assert average_precision(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5
+    labels = np.array([0] * 100 + [1])
+    for high in (0.0048, 0.0986, 0.5, 0.9999):
+        scores = np.r_[np.full(100, 0.001), high][[*range(100), 100]]
+        scores[99] = high  # one negative scores high: a 1% target must stay below it
+        threshold = tune_threshold(labels, scores, 0.0)
+        assert threshold is not None
+        assert threshold > high
+    assert tune_threshold(np.array([0, 1]), np.array([1.0, 1.0]), 0.0) is None
+
+
+def test_the_audit_risk_filter_takes_names_literally(tmp_path: Path) -> None:
+    screen = guard(tmp_path, guard_risks={"ab-c": "Mentions ABC.", "ab_c": "Mentions AB C."})
+    from feldspar.guard.verdicts import GuardResult, Verdict
+
+    flagged = GuardResult("flag", [Verdict("ab-c", 0.9, True, "judge:x")], "input", "t")
+    screen.record(["t"], [flagged], source="test", model=None)
+    assert screen.store.audit(AuditQuery(risk="ab_c")) == []  # type: ignore[union-attr]
+    assert len(screen.store.audit(AuditQuery(risk="ab-c"))) == 1  # type: ignore[union-attr]

@@ -172,6 +172,18 @@ class Settings(BaseSettings):
     guard_audit_text: bool = Field(False, description="Keep the screened text in the audit "
                                    "log, not only its sha256.")
 
+    @field_validator("guard_risks")
+    @classmethod
+    def _custom_risks(cls, value: dict[str, str]) -> dict[str, str]:
+        from feldspar.errors import UserError
+        from feldspar.guard.risks import taxonomy
+
+        try:
+            taxonomy(value)
+        except UserError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
     @field_validator("guard_judge_band")
     @classmethod
     def _band(cls, value: tuple[float, float]) -> tuple[float, float]:
@@ -184,6 +196,8 @@ class Settings(BaseSettings):
     def _merge_policy(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
+        from feldspar.guard.risks import canonical
+
         merged: dict[str, dict[str, Any]] = {d: dict(r) for d, r in DEFAULT_GUARD_POLICY.items()}
         for direction, rules in value.items():
             if direction not in merged:
@@ -191,7 +205,11 @@ class Settings(BaseSettings):
                                  "document")
             if not isinstance(rules, dict):
                 raise ValueError(f"guard_policy.{direction} must be a table of risks")
-            merged[direction].update(rules)
+            for name, rule in rules.items():
+                key = canonical(name)
+                if isinstance(rule, dict):  # a partial rule keeps the default's other field
+                    rule = {**merged[direction].get(key, {}), **rule}
+                merged[direction][key] = rule
         return merged
 
     @field_validator("guard_policy")

@@ -139,5 +139,6 @@ def _converse(turn: Callable[[str, list[Message]], Answer]) -> None:
         except UserError as exc:  # one bad question does not end the conversation
             click.echo(f"Error: {exc}", err=True)
             continue
-        history += [{"role": "user", "content": line},
+        # The question as the model saw it (redacted, when the input policy says so).
+        history += [{"role": "user", "content": answer.question},
                     {"role": "assistant", "content": answer.text}]

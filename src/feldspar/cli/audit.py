@@ -138,7 +138,7 @@ Examples:
   feldspar audit show 42
   feldspar audit show 42 --json
 """)
-@click.argument("entry_id", type=int)
+@click.argument("entry_id", type=click.IntRange(1, 2**63 - 1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(entry_id: int, as_json: bool) -> None:
     """One decision in full: every verdict, the text's hash (and the text, if kept)."""
@@ -200,7 +200,14 @@ def export(since: str | None, until: str | None, action: str | None, risk: str |
                 row = entry_dict(entry)
                 row["flags"] = ",".join(entry.flags)
                 row["scores"] = ";".join(f"{v['risk']}={v['score']}" for v in entry.verdicts)
-                writer.writerow({c: row[c] for c in columns})
+                writer.writerow({c: _cell(row[c]) for c in columns})
     if output is not None:
         click.echo(f"Wrote {len(entries)} decisions to {output}", err=True)
 
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not read as a formula (audited text is anyone's)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

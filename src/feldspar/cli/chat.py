@@ -100,7 +100,7 @@ def _guarded_json(stream: Stream, guarded: GuardedStream | None,
     data = completion_json(stream.result(), load_s)
     if guarded is not None and checked is not None:
         answer = guarded.result()
-        data["text"] = text
+        data["text"] = answer.text if answer.action == "redact" else text
         data["guard"] = {"input": checked.to_dict(), "output": answer.to_dict()}
         if answer.blocked:
             data["finish_reason"] = "content_filter"

@@ -17,7 +17,7 @@ from feldspar.cli.output import print_json
 if TYPE_CHECKING:
     from feldspar.evaluate import CaseResult, RagCase
     from feldspar.evaluate.guarding import GuardReport
-    from feldspar.guard import Direction
+    from feldspar.guard import Direction, Guard
     from feldspar.rag.answer import Answer
     from feldspar.workspace import Workspace
 
@@ -195,9 +195,10 @@ def guard_eval(dataset: Path, risks: tuple[str, ...], direction: Direction,
     started = datetime.now(UTC)
     cases = load_guard_cases(dataset)
     with open_workspace() as ws:
+        screen = ws.guard
         with tqdm(total=len(cases), unit="text", desc="Screening", file=sys.stderr,
                   disable=None, leave=False) as bar:
-            report = run_guard_eval(ws.guard, cases, risks=list(risks) or None,
+            report = run_guard_eval(screen, cases, risks=list(risks) or None,
                                     direction=direction, target_fpr=target_fpr,
                                     on_batch=bar.update)
         home = ws.settings.home
@@ -210,11 +211,11 @@ def guard_eval(dataset: Path, risks: tuple[str, ...], direction: Direction,
     if as_json:
         print_json(data)
     else:
-        _guard_table(report, direction)
+        _guard_table(report, direction, screen)
     click.echo(f"Report saved to {output}", err=True)
 
 
-def _guard_table(report: GuardReport, direction: str) -> None:
+def _guard_table(report: GuardReport, direction: Direction, guard: Guard) -> None:
     from feldspar.cli.output import print_table
 
     print_table(["risk", "pos", "neg", "threshold", "precision", "recall", "F1", "AUPRC",
@@ -225,17 +226,24 @@ def _guard_table(report: GuardReport, direction: str) -> None:
     click.echo(f"\nBenign texts flagged: {report.benign_flag_rate:.3f}" + "".join(
         f"; {source} {rate:.3f}" for source, rate in report.benign_flag_rate_by_source.items()))
     click.echo(f"{report.cases} texts in {report.seconds:.1f} s: {report.texts_per_s:.0f} "
-               f"texts/s ({report.per_text_ms:.1f} ms each, batched)")
+               f"texts/s ({report.per_text_ms:.1f} ms each, batched); verdicts by detector: "
+               + ", ".join(f"{k} {v}" for k, v in sorted(report.detectors.items())))
     tuned = [r for r in report.risks if r.tuned]
+    unreachable = [r.risk for r in report.risks if report.target_fpr is not None
+                   and r.tuned is None and r.positives and r.negatives]
+    if unreachable:
+        click.echo(f"\nNo threshold reaches the target for {', '.join(unreachable)} "
+                   "(negatives score 1.0).")
     if tuned:
         click.echo(f"\nThresholds for a false-positive rate of at most {report.target_fpr}:")
         print_table(["risk", "threshold", "precision", "recall", "F1", "FPR"],
                     [(r.risk, f"{r.tuned['threshold']:.4f}", f"{r.tuned['precision']:.3f}",
                       f"{r.tuned['recall']:.3f}", f"{r.tuned['f1']:.3f}",
                       f"{r.tuned['false_positive_rate']:.3f}") for r in tuned if r.tuned])
-        click.echo("\nIn feldspar.toml (keep the actions you use):")
+        click.echo("\nIn feldspar.toml:")
         click.echo(f"[guard_policy.{direction}]")
         for r in tuned:
             assert r.tuned is not None
-            click.echo(f'{r.risk} = {{ action = "flag", threshold = '
+            action = guard.rule(direction, r.risk).action
+            click.echo(f'{r.risk} = {{ action = "{action}", threshold = '
                        f'{r.tuned["threshold"]:.4f} }}')

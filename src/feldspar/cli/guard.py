@@ -112,7 +112,7 @@ def _lines(source: IO[bytes]) -> Iterator[tuple[int, str | None, str | None]]:
             continue
         try:
             record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             yield number, None, f"line {number} is not a JSON object in UTF-8 ({exc})"
             continue
         value = record.get("text") if isinstance(record, dict) else None

@@ -23,6 +23,7 @@ import numpy as np
 
 from feldspar.errors import UserError
 from feldspar.evaluate.cases import read_jsonl
+from feldspar.guard.risks import canonical
 
 if TYPE_CHECKING:
     from feldspar.guard import Direction, Guard
@@ -85,26 +86,34 @@ def load_guard_cases(path: str | Path) -> list[GuardCase]:
         if not isinstance(risks, list) or not all(isinstance(r, str) for r in risks):
             raise UserError(f"{where}: \"risks\" must be a list of risk names ([] for a "
                             f"benign text), e.g. {EXAMPLE}")
-        cases.append(GuardCase(text, tuple(risks), str(data.get("source", ""))))
+        cases.append(GuardCase(text, tuple(canonical(r) for r in risks),
+                               str(data.get("source", ""))))
     if not cases:
         raise UserError(f"{path} holds no cases; write one JSON object a line, e.g. {EXAMPLE}")
     return cases
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the precision-recall curve, as the mean precision at each positive.
+    """Area under the precision-recall curve: the precision at each distinct score,
+    weighted by the recall it adds (scikit-learn's definition; ties count together, so the
+    order of the lines does not matter).
 
     Example:
         >>> average_precision(np.array([1, 0, 1]), np.array([0.9, 0.8, 0.7]))
         0.8333333333333333
+        >>> average_precision(np.array([0, 1]), np.array([0.5, 0.5]))
+        0.5
     """
     positives = int(labels.sum())
     if positives == 0:
         return 0.0
     order = np.argsort(-scores, kind="stable")
-    hits = labels[order].astype(bool)
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision[hits].sum() / positives)
+    ranked, hits = scores[order], labels[order].astype(bool)
+    last = np.r_[np.nonzero(np.diff(ranked))[0], len(ranked) - 1]  # end of each tie group
+    tp = np.cumsum(hits)[last]
+    precision = tp / (last + 1)
+    recall_gain = np.diff(np.r_[0, tp]) / positives
+    return float((precision * recall_gain).sum())
 
 
 def _rates(labels: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
@@ -119,9 +128,11 @@ def _rates(labels: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
             "false_positive_rate": fp / negatives if negatives else 0.0}
 
 
-def tune_threshold(labels: np.ndarray, scores: np.ndarray, target_fpr: float) -> float:
-    """The lowest threshold whose false-positive rate on the negatives is at most
-    `target_fpr` (flagged: score >= threshold).
+def tune_threshold(labels: np.ndarray, scores: np.ndarray, target_fpr: float
+                   ) -> float | None:
+    """The lowest threshold (4 decimals) whose false-positive rate on the negatives is at
+    most `target_fpr` (flagged: score >= threshold); None when no threshold up to 1.0
+    reaches it (negatives scored 1.0).
 
     Example:
         >>> tune_threshold(np.array([0, 0, 0, 0, 1]), np.array([.1, .2, .3, .9, .8]), 0.25)
@@ -131,12 +142,11 @@ def tune_threshold(labels: np.ndarray, scores: np.ndarray, target_fpr: float) ->
     allowed = int(np.floor(target_fpr * len(negatives) + 1e-9))
     if allowed >= len(negatives):
         return 0.0
-    # Just above the highest negative score that would exceed the allowance.
-    highest = float(negatives[allowed])
-    threshold = math.floor(highest * 10_000) / 10_000 + 0.0001
+    highest = float(negatives[allowed])  # must not be flagged: the threshold lies above it
+    threshold = math.floor(highest * 10_000) / 10_000
     while threshold <= highest:
-        threshold += 0.0001
-    return min(1.0, round(threshold, 4))
+        threshold = round(threshold + 0.0001, 4)
+    return threshold if threshold <= 1.0 else None
 
 
 def run_guard_eval(guard: Guard, cases: Sequence[GuardCase], *,
@@ -144,7 +154,8 @@ def run_guard_eval(guard: Guard, cases: Sequence[GuardCase], *,
                    target_fpr: float | None = None,
                    on_batch: Callable[[int], None] | None = None) -> GuardReport:
     """Screen every case (nothing goes to the audit log) and score the verdicts."""
-    names = list(risks) if risks else sorted({r for c in cases for r in c.risks})
+    names = [canonical(r) for r in risks] if risks else sorted({r for c in cases
+                                                                  for r in c.risks})
     if not names:
         raise UserError("No risk to evaluate: the cases carry none and no --risk was given")
     screened = [r.name for r in guard.risks(direction, names)]
@@ -176,8 +187,9 @@ def run_guard_eval(guard: Guard, cases: Sequence[GuardCase], *,
                             false_positive_rate=rates["false_positive_rate"])
         if target_fpr is not None and labels.any() and (~labels).any():
             tuned = tune_threshold(labels, scores[:, column], target_fpr)
-            report.tuned = {"threshold": tuned,
-                            **_rates(labels, scores[:, column] >= tuned)}
+            if tuned is not None:
+                report.tuned = {"threshold": tuned,
+                                **_rates(labels, scores[:, column] >= tuned)}
         reports.append(report)
     benign = np.array([not c.risks for c in cases])
     any_flag: np.ndarray = np.asarray(flagged.any(axis=1))

@@ -122,10 +122,22 @@ def taxonomy(custom: Mapping[str, str] | None = None) -> dict[str, Risk]:
     return risks
 
 
+def canonical(name: str) -> str:
+    """A risk name as the taxonomy spells it: "Prompt-Injection" is "prompt_injection"
+    (custom names keep their dashes).
+
+    Example:
+        >>> canonical(" PII "), canonical("Prompt-Injection"), canonical("my-risk")
+        ('pii', 'prompt_injection', 'my-risk')
+    """
+    name = name.strip().lower()
+    return name.replace("-", "_") if name.replace("-", "_") in BUILTIN else name
+
+
 def risk(name: str, custom: Mapping[str, str] | None = None) -> Risk:
     """The risk called `name`; an unknown name is an error that suggests the closest."""
     known = taxonomy(custom)
-    found = known.get(name.strip().lower().replace("-", "_")) or known.get(name.strip())
+    found = known.get(canonical(name))
     if found is not None:
         return found
     close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.5)

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -83,13 +84,14 @@ class Guard:
     @property
     def judge(self) -> GuardianJudge | None:
         """The LLM judge named by guard_model, loaded when first needed."""
-        if self._judge is None and self.settings.guard_model:
-            from feldspar.guard.judge import GuardianJudge
-            from feldspar.models.loading import get_model
+        with self._lock:
+            if self._judge is None and self.settings.guard_model:
+                from feldspar.guard.judge import GuardianJudge
+                from feldspar.models.loading import get_model
 
-            self._judge = GuardianJudge(get_model(self.settings.guard_model,
-                                                  settings=self.settings))
-        return self._judge
+                self._judge = GuardianJudge(get_model(self.settings.guard_model,
+                                                      settings=self.settings))
+            return self._judge
 
     def _detector(self, name: str) -> Detector:
         with self._lock:
@@ -136,6 +138,9 @@ class Guard:
         decision goes to the audit log when `audit` and the guard_audit setting allow.
         """
         started = time.perf_counter()
+        # Lone surrogates (undecodable bytes smuggled into a str) become "?", one character
+        # for one, so that every detector can read the text and spans still index it.
+        texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         wanted = self.risks(direction, risks)
         if risks is not None and not context:
             needing = [r.name for r in wanted if r.needs_context]
@@ -244,32 +249,43 @@ def sha256(text: str) -> str:
 
 
 HOLD_CHARS = 400
-"""A streamed answer is screened in pieces of a sentence, or of about this many characters
-(cut at a space, so that an address or a key is never split), or of at most 4x this."""
+"""A streamed answer is released a sentence at a time, or about this many characters at a
+time when sentences run long."""
+TAIL_CHARS = 200
+"""Held back behind every release and screened again with the next text, so that a
+number, an address or a key that the release point would cut is seen whole."""
+PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}-----")
 
 
-def _cut(held: str) -> int:
-    """Where the held text can be screened up to: after the last sentence end followed by
-    whitespace (an e-mail address's dots do not end sentences), or, for a long text
-    without one, at its last whitespace; 0 when it must wait for more."""
-    for i in range(len(held) - 2, -1, -1):
+def release_point(held: str, final: bool = False) -> int:
+    """How much of the held text may be released now: up to the last sentence end (or,
+    for a long run without one, the last space), but never into the last TAIL_CHARS nor
+    past the start of a PEM block that has not ended; all of it once the stream ends."""
+    if final:
+        return len(held)
+    limit = len(held) - TAIL_CHARS
+    opened = [m.start() for m in PEM.finditer(held)]
+    if opened and "-----END " not in held[opened[-1]:]:
+        limit = min(limit, opened[-1])
+    if limit <= 0:
+        return 0
+    for i in range(limit - 1, -1, -1):
         if held[i] == "\n" or (held[i] in ".!?" and held[i + 1].isspace()):
             return i + 1
-    if len(held) < HOLD_CHARS:
+    if limit < HOLD_CHARS:
         return 0
-    space = max(held.rfind(" "), held.rfind("\n"), held.rfind("\t"))
-    if space > 0:
-        return space
-    return len(held) if len(held) >= 4 * HOLD_CHARS else 0
+    space = max(held.rfind(" ", 0, limit), held.rfind("\n", 0, limit))
+    return space if space > 0 else limit
 
 
 class GuardedStream(Iterator[str]):
     """An answer screened while it streams, under the output policy.
 
-    When the policy can redact or block an answer, text is held back until a sentence
-    ends, then screened: a redacted sentence comes out redacted, a blocked one ends the
-    stream (`blocked` turns true). Otherwise text passes at once. Once the stream ends,
-    `result()` screens the whole answer once more, records that decision, and returns it.
+    When the policy can redact or block an answer, text is held back and screened with
+    what follows it (`release_point`): text comes out redacted, and a blocked answer ends
+    the stream (`blocked` turns true). Otherwise text passes at once. Once the stream
+    ends, `result()` screens the whole answer once more, records that decision, and
+    returns it; its `text` is the whole answer as the policy leaves it.
     """
 
     def __init__(self, guard: Guard, pieces: Iterator[str], *, prompt: str | None,
@@ -281,6 +297,7 @@ class GuardedStream(Iterator[str]):
         self._text: list[str] = []
         self._held = ""
         self.blocked = False
+        self._blocking: GuardResult | None = None
         self._result: GuardResult | None = None
 
     def __next__(self) -> str:
@@ -289,7 +306,7 @@ class GuardedStream(Iterator[str]):
                 piece = next(self._pieces)
             except StopIteration:
                 if self._held:
-                    out, self._held = self._screen(self._held), ""
+                    out = self._release(final=True)
                     if out:
                         return out
                 raise
@@ -297,22 +314,27 @@ class GuardedStream(Iterator[str]):
             if not self._hold:
                 return piece
             self._held += piece
-            cut = _cut(self._held)
-            if not cut:
-                continue
-            ready, self._held = self._held[:cut], self._held[cut:]
-            out = self._screen(ready)
+            out = self._release(final=False)
             if out:
                 return out
         raise StopIteration
 
-    def _screen(self, text: str) -> str:
-        result = self._guard.check(text, direction="output", prompt=self._prompt,
+    def _release(self, *, final: bool) -> str:
+        """Screen all the held text; release its first part, redacted, or block."""
+        cut = release_point(self._held, final)
+        if not cut:
+            return ""
+        result = self._guard.check(self._held, direction="output", prompt=self._prompt,
                                    source=self._source, model=self._model, audit=False)
         if result.blocked:
-            self.blocked = True
+            self.blocked, self._blocking, self._held = True, result, ""
             return ""
-        return result.text
+        spans = [s for s in result.redacted if s.start < cut]
+        cut = max([cut, *(s.end for s in spans)])  # never release half a span
+        cut = min(cut, len(self._held))
+        out = redact(self._held[:cut], [s for s in spans if s.end <= cut])
+        self._held = self._held[cut:]
+        return out
 
     def result(self) -> GuardResult:
         """The decision on the whole answer (recorded in the audit log)."""
@@ -322,9 +344,9 @@ class GuardedStream(Iterator[str]):
             text = "".join(self._text)
             result = self._guard.check(text, direction="output", prompt=self._prompt,
                                        source=self._source, model=self._model, audit=False)
-            if self.blocked and not result.blocked:
-                result = replace(result, action="block")
+            if self._blocking is not None and not result.blocked:
+                # A part was blocked on its own: that part's verdicts explain the block.
+                result = replace(result, action="block", verdicts=self._blocking.verdicts)
             self._result = self._guard.record([text], [result], source=self._source,
                                               model=self._model)[0]
         return self._result
-

@@ -143,11 +143,17 @@ class AnswerStream(Iterator[str]):
         # An abstention still carries the draft and its sentences: screen what it said.
         subject = answer.draft if answer.abstained else answer.text
         counted = [s.support for s in answer.sentences if s.checked]
-        support = sum(counted) / len(counted) if counted else 0.0
-        result = self._guard.check(subject, direction="output", prompt=self._question,
-                                   context=[s.text for s in self._sources],
-                                   scores={"groundedness": 1.0 - support}, source="ask",
-                                   model=answer.model, audit=False)
+        risks = list(self._guard.settings.guard_policy.get("output", {}))
+        scores = {}
+        if answer.abstained or not counted:
+            # An abstention claims nothing: it cannot be ungrounded.
+            risks = [r for r in risks if r != "groundedness"]
+        else:
+            scores["groundedness"] = 1.0 - sum(counted) / len(counted)
+        result = self._guard.check(subject, direction="output", risks=risks,
+                                   prompt=self._question,
+                                   context=[s.text for s in self._sources], scores=scores,
+                                   source="ask", model=answer.model, audit=False)
         if self._screened is not None and self._screened.blocked and not result.blocked:
             result = replace(result, action="block")
         result = self._guard.record([subject], [result], source="ask", model=answer.model)[0]

@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     document_id BIGINT NOT NULL, collection_id BIGINT NOT NULL, ordinal INTEGER NOT NULL,
     text TEXT NOT NULL, headings JSONB NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     line_start INTEGER NOT NULL, line_end INTEGER NOT NULL, page INTEGER,
-    tokens INTEGER NOT NULL, vector vector NOT NULL,
+    tokens INTEGER NOT NULL, vector vector NOT NULL, flags TEXT NOT NULL DEFAULT '',
     fts tsvector GENERATED ALWAYS AS (setweight(to_tsvector('simple', text), 'A')
                                       || setweight(to_tsvector('simple', headings), 'B')) STORED,
     FOREIGN KEY (document_id, collection_id) REFERENCES documents (id, collection_id)
@@ -77,7 +77,6 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks (document_id, ordinal);
 CREATE INDEX IF NOT EXISTS chunks_collection ON chunks (collection_id, id);
 CREATE INDEX IF NOT EXISTS chunks_fts ON chunks USING gin (fts);
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS flags TEXT NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS audit (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time DOUBLE PRECISION NOT NULL,
     direction TEXT NOT NULL, action TEXT NOT NULL, source TEXT NOT NULL,
@@ -196,6 +195,9 @@ class PostgresStore:
                 if found is not None and int(found[0]) > SCHEMA_VERSION:
                     raise StoreError(f"{self._label} was written by a newer Feldspar (schema "
                                      f"{found[0]}); upgrade Feldspar to open it")
+                if found is not None and int(found[0]) < 2:  # schema 1: no chunk flags
+                    db.execute("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS flags TEXT NOT "
+                               "NULL DEFAULT ''")
                 db.execute("INSERT INTO meta VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE "
                            "SET value = excluded.value", (str(SCHEMA_VERSION),))
             register_vector(db)

@@ -223,7 +223,8 @@ def audit_conditions(query: AuditQuery, mark: str = "?") -> tuple[str, list[Any]
         if value is not None:
             conditions.append(f"{column} {op} {mark}")
             params.append(value)
-    if query.risk is not None:
-        conditions.append(f"flags LIKE {mark}")
-        params.append(f"%,{query.risk},%")
+    if query.risk is not None:  # "_" and "%" in a name are literal, not wildcards
+        conditions.append(f"flags LIKE {mark} ESCAPE '!'")
+        escaped = query.risk.replace("!", "!!").replace("_", "!_").replace("%", "!%")
+        params.append(f"%,{escaped},%")
     return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
