@@ -26,7 +26,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
         return {}
     files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
              if p.is_file() and p.name not in DATABASE_FILES}
-    files["feldspar.db: documents"] = _documents(folder / "feldspar.db")
+    if documents := _documents(folder / "feldspar.db"):
+        files["feldspar.db: documents"] = documents
     return files
 
 

@@ -71,22 +71,28 @@ def guard(text: str | None, risks: tuple[str, ...], direction: Direction,
         return
     if batch is not None and text is not None:
         raise click.UsageError("Give either TEXT or --file, not both")
+    from feldspar.guard.risks import resolve
+
+    names = [r.name for r in resolve(risks, settings.guard_risks)] or None  # before any work
+    needing = [r.name for r in resolve(risks, settings.guard_risks) if r.needs_context]
+    if needing and not contexts:
+        raise UserError(f"'{needing[0]}' is judged against retrieved passages; give the "
+                        "context (--context FILE) or leave the risk out")
     context = [read_text(c, "Context", MAX_TEXT_BYTES) for c in contexts]
+    if batch is None and text is None:
+        if sys.stdin.isatty():
+            raise click.UsageError("Give a TEXT to screen, --file, or pipe text in")
+        text = read_text("-", "Text", MAX_TEXT_BYTES)
+    if text is not None and not text.strip():
+        raise UserError("The text is empty; give something to screen")
     with Workspace(settings) as ws:
         screen = ws.guard
-        names = list(risks) or None
-        screen.risks(direction, names)  # an unknown risk fails before any work
         if batch is not None:
             failed = _batch(screen, batch, direction, names, question, context, as_json)
             if failed:
                 sys.exit(EXIT_ERRORS)
             return
-        if text is None:
-            if sys.stdin.isatty():
-                raise click.UsageError("Give a TEXT to screen, --file, or pipe text in")
-            text = read_text("-", "Text", MAX_TEXT_BYTES)
-        if not text.strip():
-            raise UserError("The text is empty; give something to screen")
+        assert text is not None
         result = screen.check(text, direction=direction, risks=names,
                               prompt=question, context=context, source="guard")
     if as_json:

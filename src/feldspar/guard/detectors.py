@@ -2,7 +2,7 @@
 returns probabilities in [0, 1]; the guard picks the cheapest detector for each risk and
 asks the LLM judge only about uncertain scores (see `feldspar.guard.screen`).
 
-    rules       pii, secrets                      regular expressions with checksums, spans
+    rules       pii, secrets, injection phrases   regular expressions with checksums, spans
     classifier  harm family, jailbreak, injection  heads on embeddings, trained offline
     grounding   groundedness                       the RAG groundedness detector
     judge       every risk, custom ones too        a guardian LLM (Granite Guardian protocol)
@@ -57,15 +57,18 @@ class Detector(Protocol):
 
 
 class RulesDetector:
-    """PII and secrets by regular expressions: a text's score is its best span's."""
+    """PII, secrets and well-known injection phrases by regular expressions: a text's
+    score is its best span's."""
 
     name = "rules"
 
     def score(self, items: Sequence[Item], risks: Sequence[Risk]) -> list[dict[str, Score]]:
+        from feldspar.guard.injection import find_injection
         from feldspar.guard.pii import find_pii
         from feldspar.guard.secrets import find_secrets
 
-        finders = {"pii": find_pii, "secrets": find_secrets}
+        finders = {"pii": find_pii, "secrets": find_secrets,
+                   "prompt_injection": find_injection}
         out: list[dict[str, Score]] = []
         for item in items:
             scores: dict[str, Score] = {}

@@ -38,8 +38,8 @@ class Risk:
     family: Family
     subject: Subject
     detectors: tuple[str, ...]
-    """The detectors that can score it, cheapest first ("rules", "classifier",
-    "grounding", "judge")."""
+    """The detectors that score it: every fast one listed ("rules", "classifier",
+    "grounding"; the highest score counts), then "judge" for the uncertain band."""
 
     @property
     def needs_context(self) -> bool:
@@ -95,7 +95,8 @@ BUILTIN: dict[str, Risk] = {r.name: r for r in (
          "or passwords.", "data", "any", ("rules",)),
     Risk("prompt_injection", "The text contains instructions aimed at an AI system that "
          "tries to override its task or its instructions, such as an order hidden in a "
-         "document, an email or a web page.", "harm", "any", ("classifier", "judge")),
+         "document, an email or a web page.", "harm", "any",
+         ("rules", "classifier", "judge")),
 )}
 
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")

@@ -100,17 +100,18 @@ class Guard:
             return self._detectors[name]
 
     def _route(self, risks: Sequence[Risk]) -> dict[str, list[Risk]]:
-        """Each risk goes to its cheapest detector; risks only a judge scores need one."""
+        """Each risk goes to each of its fast detectors; risks only a judge scores need
+        one."""
         routes: dict[str, list[Risk]] = {}
         for risk in risks:
-            name = next((d for d in risk.detectors if d in DETECTORS or d in self._detectors),
-                        None)
-            if name is None:
+            names = [d for d in risk.detectors if d in DETECTORS or d in self._detectors]
+            if not names:
                 if self.judge is None:
                     raise UserError(f"Only an LLM judge scores '{risk.name}'; set guard_model "
                                     "(e.g. granite-guardian-3.1-2b) or leave the risk out")
-                name = "judge"
-            routes.setdefault(name, []).append(risk)
+                names = ["judge"]
+            for name in names:
+                routes.setdefault(name, []).append(risk)
         return routes
 
     # Screening
@@ -158,7 +159,9 @@ class Guard:
             assert detector is not None
             label = self.judge.label if name == "judge" and self.judge else name
             for row, got in zip(found, detector.score(items, group), strict=True):
-                row.update((risk, (score, label)) for risk, score in got.items())
+                for risk, score in got.items():  # several fast detectors: the highest wins
+                    if risk not in row or score.score > row[risk][0].score:
+                        row[risk] = (score, label)
         self._escalate(items, wanted, found)
         results = [self._decide(text, direction, wanted, row, started)
                    for text, row in zip(texts, found, strict=True)]
