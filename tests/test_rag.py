@@ -209,7 +209,10 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
     root.mkdir()
     for name, text in {**HANDBOOK, "plants.md": INJECTED}.items():
         (root / name).write_text(text)
-    ws = Workspace()
+    # The guard would keep the injected page out of prompts (tests/test_guard.py): here it
+    # is only flagged, so that what ask itself does with injected text is tested too.
+    ws = Workspace(Settings(guard_policy={"document": {"prompt_injection": {"action":
+                                                                            "flag"}}}))
     ws.ingest([root])
     yield ws
     ws.close()
