@@ -73,8 +73,9 @@ def guard(text: str | None, risks: tuple[str, ...], direction: Direction,
         raise click.UsageError("Give either TEXT or --file, not both")
     from feldspar.guard.risks import resolve
 
-    names = [r.name for r in resolve(risks, settings.guard_risks)] or None  # before any work
-    needing = [r.name for r in resolve(risks, settings.guard_risks) if r.needs_context]
+    named = resolve(risks, settings.guard_risks)  # bad input fails before any work
+    names = [r.name for r in named] or None
+    needing = [r.name for r in named if r.needs_context]
     if needing and not contexts:
         raise UserError(f"'{needing[0]}' is judged against retrieved passages; give the "
                         "context (--context FILE) or leave the risk out")
