@@ -21,6 +21,7 @@ from feldspar.guard.verdicts import Span
 
 if TYPE_CHECKING:
     from feldspar.config import Settings
+    from feldspar.grounding.detector import GroundednessDetector
     from feldspar.guard.classifier import GuardClassifier
     from feldspar.guard.risks import Risk
     from feldspar.models.base import Embedder
@@ -121,11 +122,20 @@ class GroundingDetector:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self._settings = settings
         self._embedder = embedder
+        self._lock = threading.Lock()
+        self._detector: GroundednessDetector | None = None
+
+    def _grounding(self) -> GroundednessDetector:
+        """The detector with its embedder and weights, loaded once, on first use."""
+        with self._lock:
+            if self._detector is None:
+                from feldspar.grounding.detector import GroundednessDetector
+
+                self._detector = GroundednessDetector(self._embedder, settings=self._settings)
+            return self._detector
 
     def score(self, items: Sequence[Item], risks: Sequence[Risk]) -> list[dict[str, Score]]:
-        from feldspar.grounding.detector import GroundednessDetector
-
-        detector = GroundednessDetector(self._embedder, settings=self._settings)
+        detector = self._grounding()
         return [{r.name: Score(1.0 - detector.check(list(i.context), i.text).score)
                  for r in risks} if i.context and i.text.strip() else {} for i in items]
 
