@@ -11,9 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from feldspar.errors import UserError
+from feldspar.errors import StoreError, UserError
 from feldspar.store import Chunk, Document, Store, Where
-from feldspar.store.records import AuditEntry, AuditQuery
+from feldspar.store.records import AuditEntry, AuditQuery, Example, LabelSet, StoredStudent
 
 DIM = 8
 
@@ -232,3 +232,97 @@ class StoreContract:
         assert ingest is not None
         assert ingest.ref == "/doc.md"
         assert store.audit_entry(max(ids) + 1000) is None
+
+    # Classification: label sets, examples, students
+
+    @pytest.fixture
+    def topics(self, store: Store) -> Store:
+        store.put_labelset(LabelSet("topics", ("sport", "art"), {"art": "painting, music"}))
+        return store
+
+    def test_labelsets_round_trip_and_keep_created_when_replaced(self, store: Store) -> None:
+        store.put_labelset(LabelSet("topics", ("sport", "art", "news"),
+                                    {"sport": "games", "art": "painting"}, 100.0, 100.0))
+        store.put_labelset(LabelSet("moods", ("sad", "happy")))
+        found = store.labelset("topics")
+        assert found == LabelSet("topics", ("sport", "art", "news"),
+                                 {"sport": "games", "art": "painting"}, 100.0, 100.0)
+        store.put_labelset(LabelSet("topics", ("zeta", "alpha"), {"zeta": "ζ 🙂"}, 500.0, 200.0))
+        assert store.labelset("topics") == LabelSet("topics", ("zeta", "alpha"),
+                                                    {"zeta": "ζ 🙂"}, 100.0, 200.0)
+        moods = store.labelset("moods")
+        assert moods is not None
+        assert moods.labels == ("sad", "happy")
+        assert 0 < moods.created == moods.updated  # unset times are the store's clock
+        assert [s.name for s in store.labelsets()] == ["moods", "topics"]
+        assert store.labelset("nope") is None
+
+    def test_deleting_a_labelset_takes_its_examples_and_student(self, topics: Store) -> None:
+        topics.replace_examples("topics", [Example("goal!", "sport")], ["human"])
+        topics.put_student(StoredStudent("topics", b"weights", {"accuracy": 0.9}))
+        assert topics.delete_labelset("topics")
+        assert not topics.delete_labelset("topics")
+        assert topics.labelset("topics") is None
+        assert topics.labelsets() == []
+        topics.put_labelset(LabelSet("topics", ("sport",)))
+        assert topics.examples("topics") == []
+        assert topics.student("topics") is None
+        found = topics.labelset("topics")
+        assert found is not None
+        assert found.examples == 0
+        assert topics.check() == []
+
+    def test_replace_examples_replaces_only_the_named_sources(self, topics: Store) -> None:
+        human = [Example("the match ended 2-1", "sport"), Example("an oil portrait", "art")]
+        assert topics.replace_examples("topics", human, ["human"]) == 2
+        teacher = [Example(f"text {i}", "art", "teacher", 0.5 + i / 10) for i in range(3)]
+        assert topics.replace_examples("topics", teacher, ["teacher"]) == 3
+        assert topics.replace_examples("topics", teacher[:1], ["teacher"]) == 1
+        got = topics.examples("topics")
+        assert [(e.text, e.label, e.source, e.confidence) for e in got] == [
+            ("the match ended 2-1", "sport", "human", None),
+            ("an oil portrait", "art", "human", None), ("text 0", "art", "teacher", 0.5)]
+        ids = [e.id for e in got]
+        assert None not in ids
+        assert ids == sorted(ids)
+        assert [e.text for e in topics.examples("topics", "teacher")] == ["text 0"]
+        assert topics.examples("topics", "nobody") == []
+        found = topics.labelset("topics")
+        assert found is not None
+        assert found.examples == 3
+        assert topics.replace_examples("topics", [], ["human", "teacher"]) == 0
+        assert topics.examples("topics") == []
+
+    def test_a_failed_replace_keeps_the_old_examples(self, topics: Store) -> None:
+        topics.replace_examples("topics", [Example("kept", "sport", "teacher", 0.9)],
+                                ["teacher"])
+        # The second example cannot be stored: it fails after the old ones were deleted.
+        bad = [Example("new", "art", "teacher"),
+               Example("bad", "art", "teacher", object())]  # type: ignore[arg-type]
+        with pytest.raises(StoreError):
+            topics.replace_examples("topics", bad, ["teacher"])
+        # NUL is refused alike by every store (PostgreSQL cannot hold it in text).
+        with pytest.raises(UserError, match="NUL"):
+            topics.replace_examples("topics", [Example("a \x00 b", "art")], ["teacher"])
+        assert [e.text for e in topics.examples("topics")] == ["kept"]
+
+    def test_an_unknown_labelset_is_a_user_error(self, store: Store) -> None:
+        with pytest.raises(UserError, match="No label set named 'nope'"):
+            store.replace_examples("nope", [Example("x", "y")], ["human"])
+        with pytest.raises(UserError, match="No label set named 'nope'"):
+            store.examples("nope")
+        with pytest.raises(UserError, match="No label set named 'nope'"):
+            store.put_student(StoredStudent("nope", b"", {}))
+        assert store.student("nope") is None
+
+    def test_a_student_round_trips_and_is_replaced(self, topics: Store) -> None:
+        weights = bytes(range(256)) * 3
+        info = {"labels": ["sport", "art"], "accuracy": 0.875, "examples": {"human": 12}}
+        topics.put_student(StoredStudent("topics", weights, info, 123.0))
+        assert topics.student("topics") == StoredStudent("topics", weights, info, 123.0)
+        topics.put_student(StoredStudent("topics", b"\x00new", {"accuracy": 1.0}))
+        found = topics.student("topics")
+        assert found is not None
+        assert (found.weights, found.info) == (b"\x00new", {"accuracy": 1.0})
+        assert found.created > 123.0
+        assert isinstance(found.weights, bytes)

@@ -11,7 +11,7 @@ import pytest
 
 from feldspar.errors import StoreError
 from feldspar.store import SqliteStore
-from feldspar.store.records import AuditQuery
+from feldspar.store.records import AuditEntry, AuditQuery, Example, LabelSet
 from tests.store_contract import DIM, StoreContract, chunks, doc, vectors
 
 
@@ -142,6 +142,7 @@ def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     store.close()
     # What a schema-2 database looks like: no chunk flags, no audit table.
     with sqlite3.connect(path) as db:
+        db.executescript(_DROP_CLASSIFICATION)
         db.execute("ALTER TABLE chunks DROP COLUMN flags")
         db.execute("DROP TABLE audit")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
@@ -152,4 +153,32 @@ def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     assert store.audit(AuditQuery()) == []
     store.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
+
+
+# What schema 4 added: label sets, their examples and students.
+_DROP_CLASSIFICATION = "DROP TABLE students; DROP TABLE label_examples; DROP TABLE labelsets;"
+
+
+def test_a_schema_3_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteStore(path)
+    store.create_collection("docs", "m", DIM)
+    store.put_document(doc("/a.txt"), chunks("kept words"), vectors(1))
+    store.add_audit([AuditEntry(time=1.0, direction="input", action="block", source="guard",
+                                text_sha256="ab" * 32, chars=5, flags=("harm",),
+                                verdicts=())])
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.executescript(_DROP_CLASSIFICATION)
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    store = SqliteStore(path)
+    assert [c.text for c in store.document_chunks("docs", "/a.txt")] == ["kept words"]
+    assert [(e.time, e.flags) for e in store.audit(AuditQuery())] == [(1.0, ("harm",))]
+    assert store.labelsets() == []
+    store.put_labelset(LabelSet("topics", ("a", "b")))
+    assert store.replace_examples("topics", [Example("x", "a")], ["human"]) == 1
+    assert store.check() == []
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)

@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from feldspar.store.records import AuditEntry, AuditQuery, Chunk, Collection, Document, Where
+from feldspar.store.records import (
+    AuditEntry,
+    AuditQuery,
+    Chunk,
+    Collection,
+    Document,
+    Example,
+    LabelSet,
+    StoredStudent,
+    Where,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,6 +107,44 @@ class Store(Protocol):
         ...
 
     def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        ...
+
+    # Classification: label sets, their examples and their students
+
+    def put_labelset(self, labelset: LabelSet) -> None:
+        """Create a label set, or replace the labels and descriptions of an existing one
+        (its `created` time, examples and student stay)."""
+        ...
+
+    def labelset(self, name: str) -> LabelSet | None:
+        """The label set with its example count, or None."""
+        ...
+
+    def labelsets(self) -> list[LabelSet]:
+        """Every label set, by name."""
+        ...
+
+    def delete_labelset(self, name: str) -> bool:
+        """Delete a label set with its examples and student; False if there was none."""
+        ...
+
+    def replace_examples(self, labelset: str, examples: Sequence[Example],
+                         sources: Sequence[str]) -> int:
+        """In one transaction, remove the label set's examples from `sources` and add
+        `examples`; returns how many were added. An unknown label set is a UserError."""
+        ...
+
+    def examples(self, labelset: str, source: str | None = None) -> list[Example]:
+        """A label set's examples (of one source, if given), in the order they were added."""
+        ...
+
+    def put_student(self, student: StoredStudent) -> None:
+        """Keep a label set's trained student, replacing the one before. An unknown label
+        set is a UserError."""
+        ...
+
+    def student(self, labelset: str) -> StoredStudent | None:
+        """A label set's student, or None."""
         ...
 
     def check(self) -> list[str]:

@@ -25,17 +25,30 @@ from feldspar.extras import require
 from feldspar.store.records import (
     AUDIT_COLUMNS,
     DOCUMENT_COLUMNS,
+    EXAMPLE_COLUMNS,
+    LABELSET_COLUMNS,
+    STUDENT_COLUMNS,
     AuditEntry,
     AuditQuery,
     Chunk,
     Collection,
     Document,
+    Example,
+    LabelSet,
+    StoredStudent,
     Where,
     audit_conditions,
     audit_from_row,
     audit_row,
     document_from_row,
+    example_from_row,
+    example_rows,
+    labelset_from_row,
+    labelset_row,
     no_collection,
+    no_labelset,
+    student_from_row,
+    student_row,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +60,7 @@ HNSW_MAX_DIMENSION = 2000
 # An HNSW scan yields at most hnsw.ef_search rows (before filters), and takes at most 1,000.
 EF_SEARCH_MAX = 1000
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,6 +96,20 @@ CREATE TABLE IF NOT EXISTS audit (
     text_sha256 TEXT NOT NULL, chars BIGINT NOT NULL, flags TEXT NOT NULL,
     verdicts JSONB NOT NULL, model TEXT, text TEXT, ref TEXT);
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+-- JSON is kept as text, as SQLite keeps it: descriptions keep their order (JSONB sorts keys).
+CREATE TABLE IF NOT EXISTS labelsets (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+    labels TEXT NOT NULL, descriptions TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS label_examples (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    labelset_id BIGINT NOT NULL REFERENCES labelsets(id) ON DELETE CASCADE,
+    text TEXT NOT NULL, label TEXT NOT NULL, source TEXT NOT NULL,
+    confidence DOUBLE PRECISION);
+CREATE INDEX IF NOT EXISTS label_examples_labelset ON label_examples (labelset_id, id);
+CREATE TABLE IF NOT EXISTS students (
+    labelset_id BIGINT PRIMARY KEY REFERENCES labelsets(id) ON DELETE CASCADE,
+    weights BYTEA NOT NULL, info TEXT NOT NULL, created DOUBLE PRECISION NOT NULL);
 """
 
 _CHUNK_COLUMNS = ('c.id, d.path, c.ordinal, c.text, c.headings, c.start, c."end", '
@@ -518,6 +545,71 @@ class PostgresStore:
     def audit_entry(self, entry_id: int) -> AuditEntry | None:
         rows = self._read(f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id = %s", (entry_id,))
         return audit_from_row(rows[0]) if rows else None
+
+    # Classification
+
+    def put_labelset(self, labelset: LabelSet) -> None:
+        with self._write() as cur:
+            cur.execute("INSERT INTO labelsets (name, labels, descriptions, created, updated) "
+                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                        "labels=excluded.labels, descriptions=excluded.descriptions, "
+                        "updated=excluded.updated", labelset_row(labelset, time.time()))
+
+    def labelset(self, name: str) -> LabelSet | None:
+        rows = self._read(f"SELECT {LABELSET_COLUMNS} FROM labelsets l WHERE l.name=%s",
+                          (name,))
+        return labelset_from_row(rows[0]) if rows else None
+
+    def labelsets(self) -> list[LabelSet]:
+        rows = self._read(f'SELECT {LABELSET_COLUMNS} FROM labelsets l ORDER BY l.name COLLATE "C"')
+        return [labelset_from_row(r) for r in rows]
+
+    def delete_labelset(self, name: str) -> bool:
+        with self._write() as cur:
+            return cur.execute("DELETE FROM labelsets WHERE name=%s RETURNING id",
+                               (name,)).fetchone() is not None
+
+    def replace_examples(self, labelset: str, examples: Sequence[Example],
+                         sources: Sequence[str]) -> int:
+        with self._write() as cur:
+            lid = self._labelset_id(cur, labelset)
+            rows = example_rows(lid, examples)
+            cur.execute("DELETE FROM label_examples WHERE labelset_id=%s AND source = ANY(%s)",
+                        (lid, list(sources)))
+            cur.executemany("INSERT INTO label_examples (labelset_id, "
+                            f"{EXAMPLE_COLUMNS.removeprefix('id, ')}) "
+                            "VALUES (%s, %s, %s, %s, %s)", rows)
+        return len(rows)
+
+    def examples(self, labelset: str, source: str | None = None) -> list[Example]:
+        lid = self._labelset_id(None, labelset)
+        where, params = ("", (lid,)) if source is None else (" AND source=%s", (lid, source))
+        rows = self._read(f"SELECT {EXAMPLE_COLUMNS} FROM label_examples WHERE labelset_id=%s"
+                          f"{where} ORDER BY id", params)
+        return [example_from_row(r) for r in rows]
+
+    def put_student(self, student: StoredStudent) -> None:
+        with self._write() as cur:
+            lid = self._labelset_id(cur, student.labelset)
+            cur.execute("INSERT INTO students (labelset_id, weights, info, created) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (labelset_id) DO UPDATE SET "
+                        "weights=excluded.weights, info=excluded.info, created=excluded.created",
+                        (lid, *student_row(student, time.time())))
+
+    def student(self, labelset: str) -> StoredStudent | None:
+        rows = self._read(f"SELECT {STUDENT_COLUMNS} FROM students s JOIN labelsets l "
+                          "ON l.id = s.labelset_id WHERE l.name=%s", (labelset,))
+        return student_from_row(labelset, rows[0]) if rows else None
+
+    def _labelset_id(self, cur: psycopg.Cursor[tuple[Any, ...]] | None, name: str) -> int:
+        """The id of a label set, or a UserError naming it. Given a writer's cursor, it also
+        locks the row until the transaction ends, so that writers of one label set queue."""
+        query = "SELECT id FROM labelsets WHERE name=%s"
+        rows = (cur.execute(query + " FOR NO KEY UPDATE", (name,)).fetchall() if cur
+                else self._read(query, (name,)))
+        if not rows:
+            raise no_labelset(name)
+        return int(rows[0][0])
 
     # Health
 

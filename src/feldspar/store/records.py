@@ -1,10 +1,11 @@
-"""The values a store keeps and returns: collections, documents, chunks, hits and filters."""
+"""The values a store keeps and returns: collections, documents, chunks, hits, filters, the
+audit log, and label sets with their examples and trained students."""
 
 from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +173,55 @@ class AuditQuery:
     """None: every matching entry."""
 
 
+@dataclass(frozen=True)
+class LabelSet:
+    """A named set of labels that texts are classified into."""
+
+    name: str
+    labels: tuple[str, ...]
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+    """What each label means, for the LLM teacher (labels without one are left out)."""
+    created: float = 0.0
+    updated: float = 0.0
+    """When the labels or descriptions last changed."""
+    examples: int = 0
+    """How many examples the store holds for it (filled in on reading)."""
+
+
+EXAMPLE_SOURCES = ("human", "teacher")
+"""Where an example's label comes from: a person (given or reviewed), or the LLM teacher."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """A text with its label, kept for training students and picking few-shot examples."""
+
+    text: str
+    label: str
+    source: str = "human"
+    """One of EXAMPLE_SOURCES."""
+    confidence: float | None = None
+    """The teacher's probability for its label (None for a person's label)."""
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredStudent:
+    """A trained student of a label set: its weights (an .npz of numeric arrays, read
+    without pickle) and what it was trained on, as JSON."""
+
+    labelset: str
+    weights: bytes
+    info: Mapping[str, Any]
+    created: float = 0.0
+
+
+def no_labelset(name: str) -> UserError:
+    """The error for a label set that does not exist, the same from every store."""
+    return UserError(f"No label set named '{name}'; create it with "
+                     f"'feldspar classify create {name} --labels a,b,c'")
+
+
 def no_collection(name: str) -> UserError:
     """The error for a collection that does not exist, the same from every store."""
     return UserError(f"No collection named '{name}'; see 'feldspar collections list'")
@@ -228,3 +278,56 @@ def audit_conditions(query: AuditQuery, mark: str = "?") -> tuple[str, list[Any]
         escaped = query.risk.replace("!", "!!").replace("_", "!_").replace("%", "!%")
         params.append(f"%,{escaped},%")
     return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+LABELSET_COLUMNS = ("l.name, l.labels, l.descriptions, l.created, l.updated, "
+                    "(SELECT COUNT(*) FROM label_examples e WHERE e.labelset_id = l.id)")
+"""The columns of `labelsets l` that `labelset_from_row` reads, in its order."""
+
+
+def labelset_row(labelset: LabelSet, now: float) -> tuple[Any, ...]:
+    """The values to insert for a label set: name, labels, descriptions (both JSON), created
+    and updated (`now` where they are unset)."""
+    return (labelset.name, json.dumps(list(labelset.labels), ensure_ascii=False),
+            json.dumps(dict(labelset.descriptions), ensure_ascii=False),
+            labelset.created or now, labelset.updated or now)
+
+
+def labelset_from_row(r: Sequence[Any]) -> LabelSet:
+    """A LabelSet from a row of LABELSET_COLUMNS."""
+    return LabelSet(name=r[0], labels=tuple(json.loads(r[1])), descriptions=json.loads(r[2]),
+                    created=r[3], updated=r[4], examples=r[5])
+
+
+EXAMPLE_COLUMNS = "id, text, label, source, confidence"
+"""The columns of the examples table that `example_from_row` reads, in its order."""
+
+
+def example_rows(labelset_id: int, examples: Sequence[Example]) -> list[tuple[Any, ...]]:
+    """The rows to insert for examples, in EXAMPLE_COLUMNS' order with the label set's id
+    for the example's. NUL is refused here, before anything changes: PostgreSQL cannot
+    store it in text, and every store accepts the same examples."""
+    for e in examples:
+        if "\x00" in e.text or "\x00" in e.label:
+            raise UserError(f"An example holds a NUL character (0x00): {e.text[:60]!r}; "
+                            "remove it from the text and label")
+    return [(labelset_id, e.text, e.label, e.source, e.confidence) for e in examples]
+
+
+def example_from_row(r: Sequence[Any]) -> Example:
+    return Example(id=r[0], text=r[1], label=r[2], source=r[3], confidence=r[4])
+
+
+STUDENT_COLUMNS = "s.weights, s.info, s.created"
+"""The columns of `students s` that `student_from_row` reads, in its order."""
+
+
+def student_row(student: StoredStudent, now: float) -> tuple[Any, ...]:
+    """The values to insert for a student, in STUDENT_COLUMNS' order (`now` where its
+    created time is unset)."""
+    return bytes(student.weights), json.dumps(dict(student.info)), student.created or now
+
+
+def student_from_row(labelset: str, r: Sequence[Any]) -> StoredStudent:
+    return StoredStudent(labelset=labelset, weights=bytes(r[0]), info=json.loads(r[1]),
+                         created=r[2])

@@ -24,21 +24,34 @@ from feldspar.errors import StoreError, UserError
 from feldspar.store.records import (
     AUDIT_COLUMNS,
     DOCUMENT_COLUMNS,
+    EXAMPLE_COLUMNS,
+    LABELSET_COLUMNS,
+    STUDENT_COLUMNS,
     AuditEntry,
     AuditQuery,
     Chunk,
     Collection,
     Document,
+    Example,
+    LabelSet,
+    StoredStudent,
     Where,
     audit_conditions,
     audit_from_row,
     audit_row,
     document_from_row,
+    example_from_row,
+    example_rows,
+    labelset_from_row,
+    labelset_row,
     no_collection,
+    no_labelset,
+    student_from_row,
+    student_row,
 )
 from feldspar.store.vectors import HNSW_THRESHOLD, ExactIndex, HnswIndex
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -95,6 +108,29 @@ CREATE TABLE IF NOT EXISTS audit (
     ref TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
+CREATE TABLE IF NOT EXISTS labelsets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    labels TEXT NOT NULL,
+    descriptions TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS label_examples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    labelset_id INTEGER NOT NULL REFERENCES labelsets(id) ON DELETE CASCADE,
+    text TEXT NOT NULL,
+    label TEXT NOT NULL,
+    source TEXT NOT NULL,
+    confidence REAL
+);
+CREATE INDEX IF NOT EXISTS label_examples_labelset ON label_examples(labelset_id, id);
+CREATE TABLE IF NOT EXISTS students (
+    labelset_id INTEGER PRIMARY KEY REFERENCES labelsets(id) ON DELETE CASCADE,
+    weights BLOB NOT NULL,
+    info TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, headings, content='chunks', content_rowid='id',
     tokenize='unicode61 remove_diacritics 2'
@@ -488,8 +524,6 @@ class SqliteStore:
         for suffix in (".usearch", ".json"):
             self._hnsw_path(cid).with_suffix(suffix).unlink(missing_ok=True)
 
-    # Health
-
     # Audit log
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> list[int]:
@@ -509,6 +543,66 @@ class SqliteStore:
     def audit_entry(self, entry_id: int) -> AuditEntry | None:
         rows = self._read(f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id=?", (entry_id,))
         return audit_from_row(rows[0]) if rows else None
+
+    # Classification
+
+    def put_labelset(self, labelset: LabelSet) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO labelsets (name, labels, descriptions, created, updated) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                       "labels=excluded.labels, descriptions=excluded.descriptions, "
+                       "updated=excluded.updated", labelset_row(labelset, time.time()))
+
+    def labelset(self, name: str) -> LabelSet | None:
+        rows = self._read(f"SELECT {LABELSET_COLUMNS} FROM labelsets l WHERE l.name=?", (name,))
+        return labelset_from_row(rows[0]) if rows else None
+
+    def labelsets(self) -> list[LabelSet]:
+        rows = self._read(f"SELECT {LABELSET_COLUMNS} FROM labelsets l ORDER BY l.name")
+        return [labelset_from_row(r) for r in rows]
+
+    def delete_labelset(self, name: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM labelsets WHERE name=?", (name,)).rowcount > 0
+
+    def replace_examples(self, labelset: str, examples: Sequence[Example],
+                         sources: Sequence[str]) -> int:
+        with self._write() as db:
+            lid = self._labelset_id(db, labelset)
+            rows = example_rows(lid, examples)
+            db.execute(f"DELETE FROM label_examples WHERE labelset_id=? AND source IN "
+                       f"({','.join('?' * len(sources))})", (lid, *sources))
+            db.executemany("INSERT INTO label_examples (labelset_id, "
+                           f"{EXAMPLE_COLUMNS.removeprefix('id, ')}) VALUES (?,?,?,?,?)", rows)
+        return len(rows)
+
+    def examples(self, labelset: str, source: str | None = None) -> list[Example]:
+        lid = self._labelset_id(None, labelset)
+        where, params = ("", (lid,)) if source is None else (" AND source=?", (lid, source))
+        rows = self._read(f"SELECT {EXAMPLE_COLUMNS} FROM label_examples WHERE labelset_id=?"
+                          f"{where} ORDER BY id", params)
+        return [example_from_row(r) for r in rows]
+
+    def put_student(self, student: StoredStudent) -> None:
+        with self._write() as db:
+            lid = self._labelset_id(db, student.labelset)
+            db.execute("INSERT OR REPLACE INTO students (labelset_id, weights, info, created) "
+                       "VALUES (?, ?, ?, ?)", (lid, *student_row(student, time.time())))
+
+    def student(self, labelset: str) -> StoredStudent | None:
+        rows = self._read(f"SELECT {STUDENT_COLUMNS} FROM students s JOIN labelsets l "
+                          "ON l.id = s.labelset_id WHERE l.name=?", (labelset,))
+        return student_from_row(labelset, rows[0]) if rows else None
+
+    def _labelset_id(self, db: sqlite3.Connection | None, name: str) -> int:
+        """The id of a label set, or a UserError naming it."""
+        sql = "SELECT id FROM labelsets WHERE name=?"
+        rows = db.execute(sql, (name,)).fetchall() if db else self._read(sql, (name,))
+        if not rows:
+            raise no_labelset(name)
+        return int(rows[0][0])
+
+    # Health
 
     def check(self) -> list[str]:
         problems: list[str] = []
