@@ -172,6 +172,19 @@ class Settings(BaseSettings):
     guard_audit_text: bool = Field(False, description="Keep the screened text in the audit "
                                    "log, not only its sha256.")
 
+    classify_teacher: str | None = Field(None, description="LLM that labels texts for "
+                                         "`classify distill` and takes the cascade's hard "
+                                         "cases (default: chat_model).")
+    classify_shots: int = Field(0, ge=0, le=32, description="Labelled examples, the most "
+                                "similar to each text, in the teacher's prompt (0: zero-shot).")
+    classify_target_accuracy: float = Field(0.9, gt=0.0, le=1.0, description="`classify "
+                                            "predict` keeps the student's answers while its "
+                                            "estimated accuracy on them reaches this, and "
+                                            "sends the rest to the teacher.")
+    classify_review_below: float = Field(0.6, ge=0.0, le=1.0, description="`classify "
+                                         "distill` sends texts the teacher is less sure of "
+                                         "than this to the review file, not to training.")
+
     @field_validator("guard_risks")
     @classmethod
     def _custom_risks(cls, value: dict[str, str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from feldspar.errors import UserError
 from feldspar.store.records import Chunk, Collection, Document, Hit, Where, no_collection
 
 if TYPE_CHECKING:
+    from feldspar.classify.classifier import Classifier
     from feldspar.datatypes import Message
     from feldspar.grounding.detector import GroundednessDetector
     from feldspar.guard.screen import Guard
@@ -180,6 +181,14 @@ class Workspace:
 
             self._guard = Guard(self.settings, store=self.store)
         return self._guard
+
+    # Classification
+
+    def classifier(self, labelset: str) -> Classifier:
+        """A label set's student, teacher and cascade (see `feldspar.classify`)."""
+        from feldspar.classify.classifier import Classifier
+
+        return Classifier(self, labelset)
 
     # Collections and documents
 

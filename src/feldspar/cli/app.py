@@ -42,6 +42,7 @@ Examples:
   feldspar models pull granite-3.3-2b-instruct
   feldspar ingest ./handbook && feldspar search "parental leave"
   feldspar ask "How many days of parental leave do I get?"
+  feldspar classify create tickets --labels billing,bug,other
 """)
 @click.version_option(__version__, "--version", prog_name="feldspar")
 def cli() -> None:
@@ -52,6 +53,7 @@ def _register() -> None:
     from feldspar.cli.ask import ask
     from feldspar.cli.audit import audit
     from feldspar.cli.chat import chat
+    from feldspar.cli.classify import classify
     from feldspar.cli.collections import collections, documents
     from feldspar.cli.doctor import doctor
     from feldspar.cli.evaluate import eval_group
@@ -60,7 +62,7 @@ def _register() -> None:
     from feldspar.cli.ingest import ingest, search
     from feldspar.cli.models import models
 
-    for command in (ask, audit, chat, check_grounding, collections, doctor, documents,
+    for command in (ask, audit, chat, check_grounding, classify, collections, doctor, documents,
                     eval_group, guard, ingest, models, search):
         cli.add_command(command)
 

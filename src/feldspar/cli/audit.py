@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from feldspar.cli.app import CONTEXT
-from feldspar.cli.output import print_json, print_table
+from feldspar.cli.output import csv_cell, print_json, print_table
 from feldspar.errors import UserError
 
 if TYPE_CHECKING:
@@ -200,14 +200,7 @@ def export(since: str | None, until: str | None, action: str | None, risk: str |
                 row = entry_dict(entry)
                 row["flags"] = ",".join(entry.flags)
                 row["scores"] = ";".join(f"{v['risk']}={v['score']}" for v in entry.verdicts)
-                writer.writerow({c: _cell(row[c]) for c in columns})
+                writer.writerow({c: csv_cell(row[c]) for c in columns})
     if output is not None:
         click.echo(f"Wrote {len(entries)} decisions to {output}", err=True)
 
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not read as a formula (audited text is anyone's)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

@@ -6,13 +6,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from feldspar.cli.app import CONTEXT
 from feldspar.cli.ingest import open_workspace
 from feldspar.cli.output import print_json
+from feldspar.errors import UserError
 
 if TYPE_CHECKING:
     from feldspar.evaluate import CaseResult, RagCase
@@ -30,9 +31,11 @@ Examples:
   feldspar eval rag --dataset questions.jsonl --collection handbook
   feldspar eval rag --dataset ./squad_v1_dev_subset_xquad_en --limit 150
   feldspar eval guard --dataset labelled.jsonl --target-fpr 0.05
+  feldspar eval classify tickets --data test.csv
 """)
 def eval_group() -> None:
-    """Measure answer quality on known questions, and the guard on labelled texts."""
+    """Measure answer quality on known questions, the guard and classifiers on labelled
+    texts."""
 
 
 @eval_group.command("rag", epilog=f"""\b
@@ -247,3 +250,130 @@ def _guard_table(report: GuardReport, direction: Direction, guard: Guard) -> Non
             action = guard.rule(direction, r.risk).action
             click.echo(f'{r.risk} = {{ action = "{action}", threshold = '
                        f'{r.tuned["threshold"]:.4f} }}')
+
+
+@eval_group.command("classify", epilog="""\b
+Examples:
+  feldspar eval classify tickets --data test.csv
+  feldspar eval classify intents --data test.csv --label-column category --no-teacher
+  feldspar eval classify tickets --data test.csv --teacher-limit 0 --json
+
+\b
+The student classifies every text; the teacher (unless --no-teacher) a seeded sample of
+--teacher-limit texts, on which the cascade is scored too: at the threshold chosen for
+--target-accuracy (or --threshold), and at every threshold (the curve of accuracy against
+the share of texts escalated), with the lowest escalation that matches the teacher's
+accuracy. The confusion matrix of the student is saved as a PNG.
+""")
+@click.argument("name")
+@click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Labelled CSV or JSONL.")
+@click.option("--teacher", metavar="MODEL",
+              help="The LLM teacher (default: the one that distilled the student, else "
+                   "classify_teacher, else chat_model).")
+@click.option("--shots", type=click.IntRange(0, 32), default=None,
+              help="Similar labelled examples in the teacher's prompt (default: "
+                   "classify_shots).")
+@click.option("--no-teacher", is_flag=True, help="Score the student only.")
+@click.option("--teacher-limit", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Texts the teacher and the cascade are scored on (0: all).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="The cascade's confidence threshold.")
+@click.option("--target-accuracy", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Choose the cascade's threshold for this accuracy of the student.")
+@click.option("--confusion", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to save the confusion matrix PNG (default: next to the report).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to save the JSON report (default: "
+                   "FELDSPAR_HOME/reports/eval-classify-NAME-UTCTIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--text-column", default="text", show_default=True,
+              help="The column that holds the texts.")
+@click.option("--label-column", default="label", show_default=True,
+              help="The column that holds the labels.")
+def classify_eval(name: str, data: Path, teacher: str | None, shots: int | None,
+                  no_teacher: bool, teacher_limit: int, threshold: float | None,
+                  target_accuracy: float | None, confusion: Path | None,
+                  output: Path | None, as_json: bool, text_column: str,
+                  label_column: str) -> None:
+    """Score a label set's student, teacher and cascade on labelled texts: accuracy,
+    macro-F1, per-label scores, latency and throughput."""
+    from feldspar.classify.confusion import save_confusion_png
+    from feldspar.classify.data import check_row_labels
+    from feldspar.cli.classify import progress, read
+    from feldspar.evaluate.classifying import evaluate_classifier
+
+    if no_teacher and (teacher or shots is not None):
+        raise click.UsageError("--no-teacher cannot go with --teacher or --shots")
+    started = datetime.now(UTC)
+    rows = read(data, labelled=True, text_column=text_column, label_column=label_column)
+    with open_workspace() as ws:
+        clf = ws.classifier(name)
+        check_row_labels(rows, clf.labels, name)
+        tutor = None
+        if not no_teacher:
+            stored = ws.store.student(name)
+            default = stored.info.get("teacher") if stored else None
+            tutor = clf.teacher(teacher or default, shots=shots)
+        texts, gold = [r.text for r in rows], [r.label or "" for r in rows]
+        sample = min(teacher_limit or len(texts), len(texts))
+        with progress("Student", "text", len(texts)) as on_student, \
+                progress("Teacher", "text", sample if tutor else 0) as on_teacher:
+            report, student = evaluate_classifier(
+                clf, texts, gold, teacher=tutor, teacher_limit=teacher_limit or None,
+                threshold=threshold, target_accuracy=target_accuracy,
+                on_student=on_student, on_teacher=on_teacher)
+        home = ws.settings.home
+    stem = f"eval-classify-{name}-{started:%Y%m%dT%H%M%SZ}"
+    if output is None:
+        output = home / "reports" / f"{stem}.json"
+    picture = save_confusion_png(student.confusion, student.labels,
+                                 confusion or output.with_suffix(".png"),
+                                 title=f"{name}: student on {data.name}")
+    data_out = {"run": {"labelset": name, "data": str(data.resolve()),
+                        "started": started.isoformat(timespec="seconds")},
+                **report, "confusion": student.confusion.tolist(),
+                "confusion_png": str(picture)}
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(data_out, indent=2, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"Cannot write {output}: {exc.strerror or exc}; give another "
+                        "--output") from None
+    if as_json:
+        print_json(data_out)
+    else:
+        _classify_table(data_out)
+    click.echo(f"Report saved to {output}; confusion matrix in {picture}", err=True)
+
+
+def _classify_table(report: dict[str, Any]) -> None:
+    from feldspar.cli.output import print_table
+
+    def ms(part: dict[str, Any]) -> str:
+        p50 = part["latency"]["p50_ms"]
+        return "-" if p50 is None else f"{p50:.1f}"
+
+    rows = []
+    for who in ("student", "teacher", "cascade"):
+        part = report.get(who)
+        if part:
+            rate = part["throughput_per_s"]
+            rows.append((who, part["texts"], f"{part['accuracy']:.3f}",
+                         f"{part['macro_f1']:.3f}", "-" if rate is None else f"{rate:.1f}",
+                         ms(part)))
+    print_table(["", "texts", "accuracy", "macro-F1", "texts/s", "p50 ms"], rows)
+    cascade = report.get("cascade")
+    if cascade:
+        threshold = cascade["threshold"]
+        click.echo(f"\nCascade: threshold {'-' if threshold is None else f'{threshold:.3f}'}"
+                   f", {cascade['escalation_rate']:.1%} escalated; the student alone scores "
+                   f"{cascade['student_accuracy_on_sample']:.3f} on the same texts.")
+        match = report.get("matching_teacher")
+        if match:
+            click.echo(f"It matches the teacher's accuracy from threshold "
+                       f"{match['threshold']:.3f}, escalating {match['escalation_rate']:.1%}.")
+    worst = sorted(report["student"]["per_class"], key=lambda r: r["f1"])[:5]
+    click.echo("\nStudent's weakest labels: " + ", ".join(
+        f"{r['label']} (F1 {r['f1']:.2f})" for r in worst))

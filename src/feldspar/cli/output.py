@@ -37,3 +37,23 @@ def typed_lines(prompt: str) -> Iterator[str]:
             return
         if line.strip():
             yield line
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not read as a formula (texts are anyone's).
+
+    Example:
+        >>> csv_cell("=HYPERLINK(1)"), csv_cell("fine"), csv_uncell("'=HYPERLINK(1)")
+        ("'=HYPERLINK(1)", 'fine', '=HYPERLINK(1)')
+    """
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
+
+
+def csv_uncell(text: str) -> str:
+    """The text that `csv_cell` protected, as it was."""
+    return text[1:] if text[:1] == "'" and text[1:2] in FORMULA_STARTS and text[1:2] else text
