@@ -517,3 +517,22 @@ def test_eval_classify_reports_student_teacher_cascade_and_saves_the_matrix(
     assert code == 0
     assert "student" in out
     assert "teacher" not in out.split("\n")[2]
+
+
+@pytest.mark.integration
+def test_a_damaged_or_foreign_student_is_refused_with_the_fix(trained: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    with Workspace(Settings(home=tmp_path / "home")) as ws:
+        good = ws.store.student("tickets")
+        assert good is not None
+        ws.store.put_student(replace(good, weights=b"not an npz"))
+        with pytest.raises(UserError, match="is damaged .* train it again"):
+            ws.classifier("tickets").student()
+        ws.store.put_student(replace(good, info={**good.info, "format": 99}))
+        with pytest.raises(UserError, match="stored by another version"):
+            ws.classifier("tickets").student()
+        with pytest.raises(UserError, match="'greeting' is not a label of 'tickets'"):
+            ws.classifier("tickets").train([Example("hi", "greeting"),
+                                            Example("bill", "billing")])

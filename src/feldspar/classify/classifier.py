@@ -98,6 +98,12 @@ class Classifier:
         wins where both labelled a text. Examples of labels removed since are skipped.
         """
         store = self.workspace.store
+        if examples is not None:
+            unknown = [e.label for e in examples if e.label not in self.labels]
+            if unknown:
+                raise UserError(f"'{unknown[0]}' is not a label of '{self.name}' (labels: "
+                                f"{', '.join(self.labels[:10])}); fix the example or add the "
+                                f"label with 'feldspar classify update {self.name} --add'")
         human = list(examples) if examples is not None else store.examples(self.name, "human")
         if review_below is None:
             review_below = self.workspace.settings.classify_review_below

@@ -120,19 +120,23 @@ class Student:
     def from_stored(cls, stored: StoredStudent) -> Student:
         """Read a stored student back (no pickle: numeric arrays and JSON only)."""
         info = dict(stored.info)
+        again = f"train it again with 'feldspar classify train {stored.labelset}'"
         if info.get("format") != FORMAT or info.get("method") not in METHODS:
             raise UserError(f"The student of '{stored.labelset}' was stored by another "
-                            "version of Feldspar; train it again with 'feldspar classify "
-                            f"train {stored.labelset}'")
-        with np.load(io.BytesIO(stored.weights), allow_pickle=False) as arrays:
-            params = {key: arrays[key] for key in arrays.files}
-        labels = tuple(info.pop("labels"))
-        if params["w"].shape[1] != len(labels):
-            raise UserError(f"The student of '{stored.labelset}' does not match its labels; "
-                            f"train it again with 'feldspar classify train {stored.labelset}'")
-        curve = tuple(CurvePoint(*point) for point in info.pop("curve"))
-        return cls(labels, info.pop("embed_model"), info.pop("method"), params,
-                   float(info.pop("temperature")), curve, info)
+                            f"version of Feldspar; {again}")
+        try:
+            with np.load(io.BytesIO(stored.weights), allow_pickle=False) as arrays:
+                params = {key: arrays[key] for key in arrays.files}
+            labels = tuple(info.pop("labels"))
+            curve = tuple(CurvePoint(*point) for point in info.pop("curve"))
+            student = cls(labels, info.pop("embed_model"), info.pop("method"), params,
+                          float(info.pop("temperature")), curve, info)
+            if params["w"].shape[1] != len(labels):
+                raise ValueError("weights and labels differ")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"The student of '{stored.labelset}' is damaged ({exc}); "
+                            f"{again}") from None
+        return student
 
 
 def embed(embedder: Embedder, texts: Sequence[str],
