@@ -253,6 +253,12 @@ def test_label_confidence_reads_only_the_label_inside_json() -> None:
     done = Completion('{"choice": "billing"}', "m", "", "stop", Usage(1, 7),
                       Timings(None, 0.0), logprobs)
     assert label_confidence(done, "billing", ["billing", "bug"]) == pytest.approx(0.75)
+    # A token that would run past the label's end ("accounter") is not an alternative.
+    past = (TokenLogprob("accoun", math.log(0.5), (("accoun", math.log(0.5)),
+                                                   ("bug", math.log(0.5)))),
+            TokenLogprob("t", math.log(0.01), (("ter", math.log(0.5)), ("t", math.log(0.01)))))
+    done = Completion("account", "m", "", "stop", Usage(1, 2), Timings(None, 0.0), past)
+    assert label_confidence(done, "account", ["account", "bug"]) == pytest.approx(0.5)
     plain = Completion("bug", "m", "", "stop", Usage(1, 1), Timings(None, 0.0), ())
     assert label_confidence(plain, "bug", ["billing", "bug"]) == 1.0  # no log-probabilities
 

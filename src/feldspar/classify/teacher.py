@@ -117,12 +117,26 @@ def _step(token: TokenLogprob, prefix: str, start: int, labels: Sequence[str]) -
     """The chosen token's probability among the alternatives consistent with a label."""
     def consistent(piece: str) -> bool:
         head = (prefix + piece)[start:]  # never empty: the token reaches into the label
-        return any(label.startswith(head) or head.startswith(label) for label in labels)
+        return any(label.startswith(head) or _ends_at(head, label) for label in labels)
 
     chosen = math.exp(token.logprob)
     others = {piece: lp for piece, lp in token.top if piece != token.token}
     total = chosen + sum(math.exp(lp) for piece, lp in others.items() if consistent(piece))
     return chosen / total if total > 0 else 1.0
+
+
+def _ends_at(head: str, label: str) -> bool:
+    """Whether `head` is `label` followed by what may come after one (the quote closing it
+    in JSON), not by more of a word: "account" + '"}' is, "accounter" is not.
+
+    Example:
+        >>> _ends_at('account"}', "account"), _ends_at("accounter", "account")
+        (True, False)
+    """
+    if not head.startswith(label) or len(head) == len(label):
+        return False
+    after = head[len(label)]
+    return not (after.isalnum() or after == "_")
 
 
 class Teacher:
