@@ -25,6 +25,7 @@ from feldspar.classify.data import Columns, read_rows
 from feldspar.classify.student import Student, accuracy_curve
 from feldspar.classify.teacher import Teacher, label_confidence
 from feldspar.cli import cli
+from feldspar.cli.output import csv_uncell
 from feldspar.config import Settings
 from feldspar.datatypes import Completion, Delta, Message, Timings, TokenLogprob, Usage
 from feldspar.errors import UserError
@@ -40,8 +41,10 @@ KEYWORDS = {"charged": "billing", "invoice": "billing", "refund": "billing",
 
 
 class ScriptedTeacher(ChatModel):
-    """Answers the label whose keyword the text holds (else the first choice), in two
-    tokens, with log-probabilities that put `sure` on the label's first token."""
+    """Knows the label whose keyword the text holds, with probability `sure`. Asked to
+    generate, it answers that label (else the first choice, at 0.4) in two tokens; forced
+    to one label (scoring), it gives that label's log-probability (uniform without a
+    keyword)."""
 
     def __init__(self, sure: float = 0.9) -> None:
         super().__init__(_spec("scripted-teacher", "chat"), Settings())
@@ -56,11 +59,18 @@ class ScriptedTeacher(ChatModel):
         self.asked.append(text.removeprefix("Text: "))
         assert options.choices is not None
         assert options.temperature == 0.0
-        label = next((v for k, v in KEYWORDS.items() if k in text.lower()), options.choices[0])
-        sure = self.sure if label != options.choices[0] else 0.4
+        known = next((v for k, v in KEYWORDS.items() if k in text.lower()), None)
+        yield Delta(prompt_tokens=10)
+        if len(options.choices) == 1:  # scoring one label
+            (label,) = options.choices
+            p = 0.25 if known is None else self.sure if label == known else (1 - self.sure) / 3
+            yield Delta(text=label, tokens=1, logprobs=(TokenLogprob(label, math.log(p)),))
+            yield Delta(finish_reason="stop")
+            return
+        label = known or options.choices[0]
+        sure = self.sure if known else 0.4
         other = next(c for c in options.choices if c[:3] != label[:3])
         head, tail = label[:3], label[3:]
-        yield Delta(prompt_tokens=10)
         yield Delta(text=head, tokens=1, logprobs=(TokenLogprob(head, math.log(sure), (
             (head, math.log(sure)), (other[:3], math.log(1 - sure)))),))
         yield Delta(text=tail, tokens=1, logprobs=(TokenLogprob(tail, 0.0, ((tail, 0.0),)),))
@@ -297,6 +307,24 @@ def test_few_shot_prompts_show_the_most_similar_examples_last(tmp_path: Path) ->
     assert messages[-2]["content"] == "bug"
 
 
+def test_scoring_reads_each_labels_own_probability() -> None:
+    model = ScriptedTeacher(0.7)
+    teacher = Teacher(model, LABELS)  # four labels: scored whole
+    assert teacher.scoring
+    (parcel,) = teacher.classify(["my parcel is late"])
+    assert parcel.label == "shipping"
+    assert parcel.confidence == pytest.approx(0.7)  # 0.7 against 3 x 0.1
+    assert len(model.asked) == 4  # one forced decoding per label
+    (vague,) = teacher.classify(["hello there"])
+    assert vague.confidence == pytest.approx(0.25)
+    assert teacher.cost.texts == 2
+    assert teacher.cost.prompt_tokens == 80
+    assert not Teacher(model, [f"label{i}" for i in range(13)]).scoring
+    assert not Teacher(model, LABELS, mode="generate").scoring
+    with pytest.raises(UserError, match="Unknown teacher mode 'fast'"):
+        Teacher(model, LABELS, mode="fast")  # type: ignore[arg-type]
+
+
 # The cascade and distillation (a scripted teacher: the routing is under test)
 
 
@@ -308,7 +336,7 @@ def test_the_cascade_sends_only_unsure_texts_and_loads_the_teacher_only_then() -
 
     def load() -> Teacher:
         loads.append(1)
-        return Teacher(model, LABELS)
+        return Teacher(model, LABELS, mode="generate")
 
     result = cascade(texts, probabilities, LABELS, 0.7, teacher=load)
     assert [(p.label, p.source, p.escalated) for p in result.predictions] == [
@@ -461,26 +489,23 @@ def test_predict_without_a_student_or_label_set_says_what_to_do(data: dict[str, 
 
 
 @pytest.mark.integration
-def test_distill_review_and_predict_with_the_packaged_teacher(data: dict[str, Path],
+def test_distill_review_and_predict_with_the_packaged_teacher(trained: dict[str, Path],
                                                               tmp_path: Path) -> None:
-    """From unlabelled texts to a cascade, with the real SmolLM2 as the teacher."""
-    run("classify", "create", "tickets", "--labels", ",".join(LABELS))
+    """From unlabelled texts to a cascade, with the real SmolLM2 as the teacher (beside
+    the human examples that `trained` stored, so that the student always has labels)."""
     unlabelled = write_csv(tmp_path / "few.csv",
                            [(t,) for label in LABELS for t in TICKETS[label][:3]] +
                            [("=HYPERLINK(\"http://x\") refund my invoice",)], header=("text",))
     review = tmp_path / "review.csv"
     code, out, err = run("classify", "distill", "tickets", "--data", str(unlabelled),
                          "--review-below", "0.999", "--review-file", str(review))
-    if code == 1 and "fewer than two labels" in err:
-        pytest.skip("SmolLM2 was sure of a single label on these texts")
     assert code == 0, err
     assert "The teacher labelled 13 texts" in out
     rows = list(csv.DictReader(review.open(encoding="utf-8")))
     assert rows
     assert set(rows[0]) == {"text", "label", "suggestion", "confidence"}
     assert all(r["label"] == "" and r["suggestion"] in LABELS for r in rows)
-    formula = [r for r in rows if "HYPERLINK" in r["text"]]
-    assert not formula or formula[0]["text"].startswith("'=")  # no live formula
+    assert not any(r["text"].startswith("=") for r in rows)  # no live formula
     for r in rows:  # a person fills in every label
         r["label"] = next((v for k, v in KEYWORDS.items() if k in r["text"].lower()), "bug")
     write_csv(review, [(r["text"], r["label"]) for r in rows])
@@ -489,12 +514,13 @@ def test_distill_review_and_predict_with_the_packaged_teacher(data: dict[str, Pa
     assert f"Stored {len(rows)} reviewed labels" in out
     with Workspace(Settings(home=tmp_path / "home")) as ws:
         human = {e.text for e in ws.store.examples("tickets", "human")}
-    assert "=HYPERLINK(\"http://x\") refund my invoice" in human or not formula
-    code, out, err = run("classify", "predict", "tickets", "--data", str(data["test"]),
-                         "--threshold", "0.9", "--json")
+    assert {csv_uncell(r["text"]) for r in rows} <= human  # stored as they were written
+    code, out, err = run("classify", "predict", "tickets", "--data", str(trained["test"]),
+                         "--threshold", "1.0", "--json")
     assert code == 0, err
     summary = json.loads(out)["summary"]
     escalated = summary["escalated"]
+    assert escalated >= 1
     assert summary["teacher"]["texts"] == escalated
     assert escalated == sum(p["source"] == "teacher" for p in json.loads(out)["predictions"])
 
@@ -534,7 +560,7 @@ def test_a_damaged_or_foreign_student_is_refused_with_the_fix(trained: dict[str,
         good = ws.store.student("tickets")
         assert good is not None
         ws.store.put_student(replace(good, weights=b"not an npz"))
-        with pytest.raises(UserError, match="is damaged .* train it again"):
+        with pytest.raises(UserError, match=r"is damaged .* train it again"):
             ws.classifier("tickets").student()
         ws.store.put_student(replace(good, info={**good.info, "format": 99}))
         with pytest.raises(UserError, match="stored by another version"):

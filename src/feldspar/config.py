@@ -177,6 +177,10 @@ class Settings(BaseSettings):
                                          "cases (default: chat_model).")
     classify_shots: int = Field(0, ge=0, le=32, description="Labelled examples, the most "
                                 "similar to each text, in the teacher's prompt (0: zero-shot).")
+    classify_teacher_mode: Literal["auto", "generate", "score"] = Field(
+        "auto", description="How the teacher reads its model: one constrained generation "
+        "per text (generate), every label scored whole (score, one call per label), or "
+        "score for up to 12 labels and generate above (auto).")
     classify_target_accuracy: float = Field(0.9, gt=0.0, le=1.0, description="`classify "
                                             "predict` keeps the student's answers while its "
                                             "estimated accuracy on them reaches this, and "

@@ -139,7 +139,8 @@ class Classifier:
         shots = settings.classify_shots if shots is None else shots
         examples = self.workspace.store.examples(self.name, "human") if shots else []
         return Teacher(model, self.labels, self.labelset.descriptions, examples=examples,
-                       shots=shots, embedder=self.workspace.embedder if shots else None)
+                       shots=shots, embedder=self.workspace.embedder if shots else None,
+                       mode=settings.classify_teacher_mode)
 
     def distill(self, texts: Sequence[str], teacher: Teacher, *,
                 review_below: float | None = None, method: Method = "logistic",

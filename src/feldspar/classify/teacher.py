@@ -6,10 +6,20 @@ that part of the prompt evaluated from one text to the next and reads only the n
 Few-shot examples are the labelled examples most similar to the text (cosine of their
 embeddings), given as earlier turns of the conversation.
 
-The confidence is the probability of the chosen label's tokens with each step's
-distribution renormalised over the tokens the grammar allows (those that continue some
-label), as far as the top-20 alternatives show them: a model that hesitates between
-"card_arrival" and "card_linking" gets about 0.5.
+Two ways to read the model (`mode`):
+
+- "generate": one greedy generation constrained to the labels. The confidence is the
+  probability of the chosen label's tokens with each step's distribution renormalised over
+  the tokens the grammar allows (those that continue some label), as far as the top-20
+  alternatives show them: a model that hesitates between "card_arrival" and
+  "card_linking" gets about 0.5. One call per text, whatever the number of labels; but a
+  small model that wanted to start with "The" is steered, token by token, into whichever
+  label's first token it happens to favour.
+- "score": the model's output is forced to each label in turn and the label's own
+  log-probability read; their softmax is a distribution over all labels. One call per
+  label (the shared prompt is evaluated once by llama.cpp), more accurate for small models.
+- "auto" (the default) scores label sets of up to SCORE_LABELS labels and generates for
+  larger ones.
 """
 
 from __future__ import annotations
@@ -17,8 +27,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -26,13 +36,18 @@ from feldspar.errors import UserError
 
 if TYPE_CHECKING:
     from feldspar.datatypes import Completion, Message, TokenLogprob
-    from feldspar.models.base import ChatModel, Embedder
+    from feldspar.models.base import ChatModel, Embedder, GenerationOptions
     from feldspar.store.records import Example
 
 MAX_TEXT_CHARS = 2_000
 """The teacher reads at most this much of a text (the start of a ticket says what it is)."""
 MAX_EXAMPLE_CHARS = 400
 TOP_LOGPROBS = 20
+SCORE_LABELS = 12
+"""In the "auto" mode, label sets up to this size are scored whole."""
+
+TeacherMode = Literal["auto", "generate", "score"]
+TEACHER_MODES: tuple[TeacherMode, ...] = ("auto", "generate", "score")
 
 
 @dataclass(frozen=True)
@@ -96,21 +111,47 @@ def label_confidence(completion: Completion, label: str, labels: Sequence[str]) 
         ...                        ["card_arrival", "card_linking", "top_up"]), 3)
         0.375
     """
+    found = _label_tokens(completion, label)
+    if found is None:
+        return 1.0
+    probability = 1.0
+    for token, prefix, start in found:
+        probability *= _step(token, prefix, start, labels)
+    return probability
+
+
+def label_logprob(completion: Completion, label: str) -> float | None:
+    """The model's own log-probability of `label`'s tokens in a completion forced to it
+    (the sum over the tokens that make up the label); None without log-probabilities.
+
+    Example:
+        >>> from feldspar.datatypes import Completion, TokenLogprob, Timings, Usage
+        >>> lp = (TokenLogprob('{"c": "', 0.0), TokenLogprob("bill", -1.0),
+        ...       TokenLogprob("ing", -0.5), TokenLogprob('"}', -3.0))
+        >>> label_logprob(Completion('{"c": "billing"}', "m", "", "stop", Usage(1, 4),
+        ...                          Timings(None, 0.0), lp), "billing")
+        -1.5
+    """
+    found = _label_tokens(completion, label)
+    return None if found is None else sum(token.logprob for token, _, _ in found)
+
+
+def _label_tokens(completion: Completion, label: str
+                  ) -> list[tuple[TokenLogprob, str, int]] | None:
+    """The tokens that overlap `label` in a completion's text, each with the text before
+    it and the label's start; None without log-probabilities or without the label."""
     tokens = completion.logprobs
-    if not tokens:
-        return 1.0
     text = "".join(t.token for t in tokens)
-    start = text.find(label)
+    start = text.find(label) if tokens else -1
     if start < 0:
-        return 1.0
-    end = start + len(label)
-    probability, offset = 1.0, 0
+        return None
+    end, offset = start + len(label), 0
+    found = []
     for token in tokens:
         before, offset = offset, offset + len(token.token)
-        if offset <= start or before >= end:
-            continue
-        probability *= _step(token, text[:before], start, labels)
-    return probability
+        if offset > start and before < end:
+            found.append((token, text[:before], start))
+    return found
 
 
 def _step(token: TokenLogprob, prefix: str, start: int, labels: Sequence[str]) -> float:
@@ -153,7 +194,7 @@ class Teacher:
     def __init__(self, model: ChatModel, labels: Sequence[str],
                  descriptions: Mapping[str, str] | None = None, *,
                  examples: Sequence[Example] = (), shots: int = 0,
-                 embedder: Embedder | None = None) -> None:
+                 embedder: Embedder | None = None, mode: TeacherMode = "auto") -> None:
         if shots < 0:
             raise UserError(f"shots must be 0 or more, got {shots}")
         if shots and not examples:
@@ -168,6 +209,12 @@ class Teacher:
         self.examples = [e for e in examples if e.label in known]
         self.shots = min(shots, len(self.examples))
         self.embedder = embedder
+        if mode not in TEACHER_MODES:
+            raise UserError(f"Unknown teacher mode '{mode}'; choose one of "
+                            f"{', '.join(TEACHER_MODES)}")
+        self.scoring = mode == "score" or (mode == "auto" and len(self.labels) <= SCORE_LABELS)
+        """Whether each label is scored whole (one forced decoding per label) rather than
+        generated once."""
         self._example_vectors: np.ndarray | None = None
         self.cost = TeacherCost()
 
@@ -192,7 +239,7 @@ class Teacher:
 
     def classify(self, texts: Sequence[str],
                  on_progress: Callable[[int], None] | None = None) -> list[Prediction]:
-        """A label and its probability for each text, one model call each."""
+        """A label and its probability for each text."""
         from feldspar.models.base import GenerationOptions
 
         vectors = self._vectors(texts)
@@ -202,21 +249,48 @@ class Teacher:
         predictions = []
         for i, text in enumerate(texts):
             started = time.perf_counter()
-            done = self.model.complete(self.messages(text, None if vectors is None
-                                                     else vectors[i]), options=options)
-            label = done.text.strip()
-            if label not in self.labels:  # a backend that cannot constrain its output
-                raise UserError(f"The teacher '{self.name}' answered {label[:40]!r}, not one "
-                                "of the labels; use a backend that supports grammars")
-            predictions.append(Prediction(label, label_confidence(done, label, self.labels),
-                                          "teacher"))
+            messages = self.messages(text, None if vectors is None else vectors[i])
+            if self.scoring:
+                predictions.append(self._score(messages, options))
+            else:
+                predictions.append(self._generate(messages, options))
             self.cost.texts += 1
             self.cost.seconds += time.perf_counter() - started
-            self.cost.prompt_tokens += done.usage.prompt_tokens
-            self.cost.completion_tokens += done.usage.completion_tokens
             if on_progress is not None:
                 on_progress(1)
         return predictions
+
+    def _ask(self, messages: list[Message], options: GenerationOptions) -> Completion:
+        done = self.model.complete(messages, options=options)
+        self.cost.prompt_tokens += done.usage.prompt_tokens
+        self.cost.completion_tokens += done.usage.completion_tokens
+        return done
+
+    def _generate(self, messages: list[Message], options: GenerationOptions) -> Prediction:
+        """One constrained, greedy generation; the confidence from its log-probabilities."""
+        done = self._ask(messages, options)
+        label = done.text.strip()
+        if label not in self.labels:  # a backend that cannot constrain its output
+            raise UserError(f"The teacher '{self.name}' answered {label[:40]!r}, not one of "
+                            "the labels; use a backend that supports grammars")
+        return Prediction(label, label_confidence(done, label, self.labels), "teacher")
+
+    def _score(self, messages: list[Message], options: GenerationOptions) -> Prediction:
+        """Every label scored whole: the model's log-probability of each (its output forced
+        to that label), and their softmax as the distribution."""
+        scores = []
+        for label in self.labels:
+            done = self._ask(messages, replace(options, choices=(label,), logprobs=0))
+            score = label_logprob(done, label)
+            if score is None:
+                raise UserError(f"The teacher '{self.name}' gives no log-probabilities, which "
+                                "scoring labels needs; set classify_teacher_mode = "
+                                '"generate"')
+            scores.append(score)
+        probabilities = np.exp(np.array(scores) - max(scores))
+        probabilities /= probabilities.sum()
+        best = int(probabilities.argmax())
+        return Prediction(self.labels[best], float(probabilities[best]), "teacher")
 
     def _vectors(self, texts: Sequence[str]) -> np.ndarray | None:
         if not self.shots:
