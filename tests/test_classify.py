@@ -425,18 +425,21 @@ def test_train_predict_show_and_list_from_the_command_line(trained: dict[str, Pa
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("rows", "message"), [
-    ([("I was charged twice", "billing"), ("Hi", "greeting")],
+@pytest.mark.parametrize(("labelset", "rows", "message"), [
+    ("tickets", [("I was charged twice", "billing"), ("Hi", "greeting")],
      r"line 3: label 'greeting' is not in label set 'tickets' .* --add greeting"),
-    ([("I was charged twice", "billing"), ("Refund me", "billing")],
+    ("fresh", [("I was charged twice", "billing"), ("Refund me", "billing")],
      "at least two labels; the data has only 'billing'"),
 ])
 def test_bad_training_data_changes_nothing_stored(trained: dict[str, Path], tmp_path: Path,
-                                                  rows: list[tuple[str, str]],
+                                                  labelset: str, rows: list[tuple[str, str]],
                                                   message: str) -> None:
+    """A label the set lacks; one label only, with nothing stored to add it to (a few
+    examples of one label can join the examples of a trained set)."""
+    run("classify", "create", "fresh", "--labels", ",".join(LABELS))
     home = tmp_path / "home"
     before = stored(home)
-    code, _, err = run("classify", "train", "tickets", "--data",
+    code, _, err = run("classify", "train", labelset, "--data",
                        str(write_csv(tmp_path / "bad.csv", rows)))
     assert code == 1
     assert err.count("\n") == 1
@@ -568,3 +571,97 @@ def test_a_damaged_or_foreign_student_is_refused_with_the_fix(trained: dict[str,
         with pytest.raises(UserError, match="'greeting' is not a label of 'tickets'"):
             ws.classifier("tickets").train([Example("hi", "greeting"),
                                             Example("bill", "billing")])
+
+
+# What a person did is never lost; what was asked for is checked first
+
+
+@pytest.mark.integration
+def test_labels_accumulate_across_distillations_trainings_and_reviews(tmp_path: Path) -> None:
+    with Workspace(Settings(home=tmp_path)) as ws:
+        labelsets.create(ws.store, "tickets", list(LABELS))
+        clf = ws.classifier("tickets")
+        teacher = Teacher(ScriptedTeacher(0.9), LABELS, mode="generate")
+        clf.distill(["my parcel is late", "the app crashed", "refund please"], teacher,
+                    review_below=0.5)
+        clf.review([Example("my parcel is late", "shipping")])
+        clf.distill(["a new invoice", "password reset"], teacher, review_below=0.8)
+        taught = {e.text for e in ws.store.examples("tickets", "teacher")}
+        assert taught == {"the app crashed", "refund please", "a new invoice",
+                          "password reset"}  # the first batch is still there
+        clf.train([Example("where is my order", "shipping"),
+                   Example("the app crashed", "bug")])
+        human = {e.text: e.label for e in ws.store.examples("tickets", "human")}
+        assert human == {"my parcel is late": "shipping", "where is my order": "shipping",
+                         "the app crashed": "bug"}  # the review is kept beside the file
+        student = clf.train()  # retrained: it remembers how it was distilled
+        assert student.info["review_below"] == 0.8
+        assert student.info["teacher"] == "scripted-teacher"
+        with pytest.raises(UserError, match="No examples given"):
+            clf.train([])
+
+
+def test_the_cost_of_each_cascade_is_its_own() -> None:
+    teacher = Teacher(ScriptedTeacher(), LABELS, mode="generate")
+    unsure = np.array([[0.4, 0.3, 0.2, 0.1]])
+    first = cascade(["a parcel"], unsure, LABELS, 0.9, teacher=teacher)
+    second = cascade(["a parcel"], unsure, LABELS, 0.9, teacher=teacher)
+    assert first.teacher is not None
+    assert second.teacher is not None
+    assert first.teacher.texts == second.teacher.texts == 1
+    assert teacher.cost.texts == 2
+
+
+@pytest.mark.integration
+def test_an_existing_review_file_is_refused_before_any_labelling(trained: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    review = tmp_path / "review.csv"
+    review.write_text("text,label\nmy corrections,billing\n")
+    code, _, err = run("classify", "distill", "tickets", "--data", str(trained["unlabelled"]),
+                       "--review-file", str(review))
+    assert code == 1
+    assert f"{review} exists; import it first" in err
+    assert review.read_text() == "text,label\nmy corrections,billing\n"
+
+
+def test_texts_that_storage_or_models_cannot_take_are_refused_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "ok"}\n{"text": "bad \\u0000 byte"}\n')
+    with pytest.raises(UserError, match="line 2: the text holds a NUL character"):
+        read_rows(path, labelled=False)
+    path.write_text('{"text": "half \\ud800 a pair"}\n')
+    with pytest.raises(UserError, match="line 1: the text holds an invalid character"):
+        read_rows(path, labelled=False)
+    path.write_text(json.dumps({"text": "one\u2028line"}, ensure_ascii=False) + "\n")
+    assert read_rows(path, labelled=False)[0].text == "one\u2028line"
+    long = write_csv(tmp_path / "long.csv", [("word " * 40_000, "billing")])
+    assert len(read_rows(long, labelled=True)[0].text) == 200_000
+    with Workspace(Settings(home=tmp_path / "home")) as ws, \
+            pytest.raises(UserError, match="Invalid label set name"):
+        labelsets.create(ws.store, "../escape", ["a", "b"])
+
+
+@pytest.mark.integration
+def test_threshold_choices_are_checked_before_any_work(trained: dict[str, Path]) -> None:
+    for args, message in [(("--threshold", "0.5", "--target-accuracy", "0.9"), "not both"),
+                          (("--target-accuracy", "nan"), "must be in (0, 1]"),
+                          (("--threshold", "nan"), "must be between 0 and 1")]:
+        code, _, err = run("classify", "predict", "tickets", "--data", str(trained["test"]),
+                           "--no-teacher", *args)
+        assert code == 1, args
+        assert message in err
+
+
+@pytest.mark.integration
+def test_a_student_without_out_of_fold_errors_keeps_its_scores(tmp_path: Path) -> None:
+    """Nothing to calibrate on: the temperature stays 1 instead of collapsing to its bound
+    (which would make every confidence 1.0)."""
+    easy = [(f"invoice number {i} is wrong", "billing") for i in range(8)] + \
+        [(f"the parcel number {i} is late", "shipping") for i in range(8)]
+    with Workspace(Settings(home=tmp_path)) as ws:
+        labelsets.create(ws.store, "easy", ["billing", "shipping"])
+        student = ws.classifier("easy").train([Example(t, label) for t, label in easy])
+        assert student.info["cv_accuracy"] == 1.0
+        assert student.temperature == 1.0
+        (p,) = student.predict(["what is the weather like"], ws.embedder)
+        assert max(p) < 0.99

@@ -191,3 +191,26 @@ def test_the_global_key_goes_only_to_its_own_server(server: tuple[str, Behaviour
     register(settings, url, name="own-server", key_env=None)
     reply = feldspar.get_model("own-server", settings=settings).complete("hi", max_tokens=2)
     assert reply.usage.completion_tokens > 0
+
+
+def test_a_remote_teacher_reads_its_labels_log_probabilities(server: tuple[str, Behaviour],
+                                                             settings: Settings) -> None:
+    """Through the wire, a choice comes back as JSON: the teacher finds its label's own
+    tokens in it and reads their probabilities, in both of its modes."""
+    from feldspar.classify.teacher import Teacher
+
+    url, behaviour = server
+    register(settings, url)
+    remote = feldspar.get_model("remote-smol", settings=settings)
+    labels = ["billing", "shipping", "bug"]
+    texts = ["Where is my parcel?", "I was charged twice.", "The app crashes."]
+    for mode in ("generate", "score"):
+        predictions = Teacher(remote, labels, mode=mode).classify(  # type: ignore[arg-type]
+            texts)
+        assert all(p.label in labels for p in predictions)
+        assert all(0 < p.confidence <= 1 for p in predictions)
+        assert any(p.confidence < 0.999 for p in predictions), mode  # read, not defaulted
+    body = behaviour.requests[-1]["body"]
+    assert body["logprobs"] is True
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["choice"]["enum"] \
+        == ["bug"]  # scoring forces one label at a time

@@ -82,9 +82,12 @@ def cascade(texts: Sequence[str], probabilities: np.ndarray, labels: Sequence[st
         predictions[i] = replace(predictions[i], escalated=True)
     if teacher is not None and not isinstance(teacher, Teacher):
         teacher = teacher() if hard else None
-    if teacher is not None and hard:
-        answers = teacher.classify([texts[i] for i in hard], on_progress)
-        for i, answer in zip(hard, answers, strict=True):
-            predictions[i] = replace(answer, escalated=True)
-    cost = teacher.cost if teacher is not None else None
+    cost = None
+    if teacher is not None:
+        before = replace(teacher.cost)
+        if hard:
+            answers = teacher.classify([texts[i] for i in hard], on_progress)
+            for i, answer in zip(hard, answers, strict=True):
+                predictions[i] = replace(answer, escalated=True)
+        cost = teacher.cost.since(before)
     return CascadeResult(predictions, threshold, len(hard), student_seconds, cost)

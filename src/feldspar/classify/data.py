@@ -18,6 +18,8 @@ from feldspar.errors import UserError
 
 MAX_FIELD_CHARS = 1_000_000
 """A text longer than this is refused (a student reads its first few hundred tokens)."""
+MAX_FILE_BYTES = 1 << 30
+"""A data file larger than this (1 GiB) is refused: split it."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ def read_rows(path: str | Path, *, labelled: bool, columns: Columns = Columns())
     """
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise UserError(f"{path} is larger than {MAX_FILE_BYTES >> 30} GiB; split it")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"No such file: {path}; give a CSV or JSONL file with a "
@@ -83,6 +87,7 @@ def read_rows(path: str | Path, *, labelled: bool, columns: Columns = Columns())
 
 
 def _csv_records(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    csv.field_size_limit(MAX_FIELD_CHARS + 1)  # the limit below, not csv's 131,072
     reader = csv.DictReader(io.StringIO(content, newline=""))
     try:
         header = reader.fieldnames
@@ -103,7 +108,9 @@ def _csv_records(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any]
 
 
 def _json_lines(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    for number, line in enumerate(content.splitlines(), 1):
+    # Only "\n" ends a line: JSON strings may hold U+2028 and the other breaks that
+    # str.splitlines() would cut at.
+    for number, line in enumerate(content.split("\n"), 1):
         if not line.strip():
             continue
         where = f"{path}, line {number}"
@@ -134,6 +141,13 @@ def _row(where: str, record: dict[str, Any], columns: Columns, labelled: bool) -
     text = _string(record.get(columns.text), where, columns.text)
     if not text or not text.strip():
         raise UserError(f"{where}: the text is empty; remove the row or fill it in")
+    if "\x00" in text:
+        raise UserError(f"{where}: the text holds a NUL character; remove it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape such as "\ud800"
+        raise UserError(f"{where}: the text holds an invalid character (a lone surrogate); "
+                        "fix the row") from None
     if len(text) > MAX_FIELD_CHARS:
         raise UserError(f"{where}: the text is {len(text):,} characters, over the limit of "
                         f"{MAX_FIELD_CHARS:,}; shorten it")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 MAX_NAME_CHARS = 100
 MAX_LABELS = 1_000
 MAX_DESCRIPTION_CHARS = 1_000
+MAX_DESCRIPTIONS_BYTES = 16 << 20
+NAME = re.compile(r"[\w.-]{1,64}")
+"""A label set's name: it also names files (NAME-review.csv, reports)."""
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -73,6 +77,9 @@ def read_descriptions(path: str | Path) -> dict[str, str]:
     `label` and `description` columns."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_DESCRIPTIONS_BYTES:
+            raise UserError(f"{path} is larger than {MAX_DESCRIPTIONS_BYTES >> 20} MiB; "
+                            "label descriptions are a few lines each")
         content = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise UserError(f"No such file: {path}; give a JSON object of label descriptions "
@@ -92,10 +99,11 @@ def read_descriptions(path: str | Path) -> dict[str, str]:
                             'means", ...}')
         return {str(k).strip(): v.strip() for k, v in data.items()}
     reader = csv.DictReader(io.StringIO(content, newline=""))
-    if not reader.fieldnames or not {"label", "description"} <= set(reader.fieldnames):
-        found = ", ".join(reader.fieldnames or []) or "none"
-        raise UserError(f"{path} needs 'label' and 'description' columns (found: {found})")
     try:
+        if not reader.fieldnames or not {"label", "description"} <= set(reader.fieldnames):
+            found = ", ".join(reader.fieldnames or []) or "none"
+            raise UserError(f"{path} needs 'label' and 'description' columns (found: "
+                            f"{found})")
         return {(row["label"] or "").strip(): (row["description"] or "").strip()
                 for row in reader}
     except csv.Error as exc:
@@ -117,7 +125,9 @@ def _check_descriptions(descriptions: Mapping[str, str], labels: Sequence[str]) 
 def create(store: Store, name: str, labels: Sequence[str],
            descriptions: Mapping[str, str] | None = None) -> LabelSet:
     """Create a label set; one with the same name already is an error."""
-    name = _check_name("label set", name)
+    if not NAME.fullmatch(name):
+        raise UserError(f"Invalid label set name {name!r}: use 1 to 64 letters, digits, "
+                        "'.', '_' or '-'")
     checked = check_labels(labels)
     if store.labelset(name) is not None:
         raise UserError(f"A label set named '{name}' exists; change it with 'feldspar "

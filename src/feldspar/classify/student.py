@@ -46,6 +46,8 @@ REGULARIZATION = 0.1
 MIN_CROSS_VALIDATION = 10
 """Fewer training texts than this get no cross-validation: no calibration and no
 accuracy curve (the cascade then needs an explicit threshold)."""
+MIN_ERRORS_TO_CALIBRATE = 5
+"""Fewer out-of-fold errors than this leave the temperature at 1 (nothing to fit it on)."""
 EMBED_BATCH = 256
 
 Progress = Callable[[int], None]
@@ -77,6 +79,11 @@ class Student:
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """Calibrated label probabilities, one row per embedding."""
+        width = self.params["w1" if "w1" in self.params else "w"].shape[0]
+        if vectors.ndim != 2 or vectors.shape[1] != width:
+            raise UserError(f"The student reads {width}-d vectors of '{self.embed_model}', "
+                            f"not {vectors.shape[-1]}-d ones; use that embedder or train "
+                            "it again")
         return softmax(logits(self.params, vectors) / self.temperature)
 
     def predict(self, texts: Sequence[str], embedder: Embedder, *,
@@ -131,12 +138,23 @@ class Student:
             curve = tuple(CurvePoint(*point) for point in info.pop("curve"))
             student = cls(labels, info.pop("embed_model"), info.pop("method"), params,
                           float(info.pop("temperature")), curve, info)
-            if params["w"].shape[1] != len(labels):
-                raise ValueError("weights and labels differ")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _check_shapes(params, len(labels))
+        except Exception as exc:  # numpy and zipfile raise many types for a bad archive
             raise UserError(f"The student of '{stored.labelset}' is damaged ({exc}); "
                             f"{again}") from None
         return student
+
+
+def _check_shapes(params: dict[str, np.ndarray], labels: int) -> None:
+    """The arrays of a logistic or MLP student, consistent with each other and the labels."""
+    w, b = params["w"], params["b"]
+    if w.ndim != 2 or w.shape[1] != labels or b.shape != (labels,):
+        raise ValueError("the weights do not match the labels")
+    if "w1" in params and (params["w1"].ndim != 2 or params["b1"].shape != (w.shape[0],)
+                           or params["w1"].shape[1] != w.shape[0]):
+        raise ValueError("the hidden layer does not match the output layer")
+    if any(a.dtype.kind != "f" for a in params.values()):
+        raise ValueError("the weights are not numbers")
 
 
 def embed(embedder: Embedder, texts: Sequence[str],
@@ -196,7 +214,10 @@ def train(texts: Sequence[str], targets: Sequence[str], labels: Sequence[str],
         for fold in np.unique(folds):
             held = folds == fold
             scores[held] = logits(fit(np.flatnonzero(~held), params), x[held])
-        temperature = fit_temperature(scores, y)
+        errors = int((scores.argmax(1) != y).sum())
+        # With (almost) no out-of-fold errors, the likelihood keeps rising as the
+        # temperature falls: every confidence would become 1.0. Keep the scores as trained.
+        temperature = fit_temperature(scores, y) if errors >= MIN_ERRORS_TO_CALIBRATE else 1.0
         probabilities = softmax(scores / temperature)
         curve = accuracy_curve(probabilities.max(1), probabilities.argmax(1) == y)
         cv_accuracy = float((probabilities.argmax(1) == y).mean())

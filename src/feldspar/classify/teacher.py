@@ -73,6 +73,12 @@ class TeacherCost:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def since(self, before: TeacherCost) -> TeacherCost:
+        """The cost added since `before` (an earlier copy of this one)."""
+        return TeacherCost(self.texts - before.texts, self.seconds - before.seconds,
+                           self.prompt_tokens - before.prompt_tokens,
+                           self.completion_tokens - before.completion_tokens)
+
 
 def system_prompt(labels: Sequence[str], descriptions: Mapping[str, str]) -> str:
     """The instructions and the label list (the part of the prompt every text shares).
@@ -98,7 +104,8 @@ def label_confidence(completion: Completion, label: str, labels: Sequence[str]) 
     """The probability of `label` from a completion's token log-probabilities, each step
     renormalised over the alternatives that keep the output on some label (see the module
     docstring). The label may sit inside other text (an OpenAI-compatible server returns
-    JSON); only its own tokens count. 1.0 when the backend gave no log-probabilities.
+    JSON); only its own tokens count. 1.0 when the backend gave no log-probabilities; the
+    product of all the tokens' probabilities when the label cannot be found among them.
 
     Example:
         >>> from feldspar.datatypes import Completion, TokenLogprob, Timings, Usage
@@ -111,9 +118,11 @@ def label_confidence(completion: Completion, label: str, labels: Sequence[str]) 
         ...                        ["card_arrival", "card_linking", "top_up"]), 3)
         0.375
     """
-    found = _label_tokens(completion, label)
-    if found is None:
+    if not completion.logprobs:
         return 1.0
+    found = _label_tokens(completion, label)
+    if found is None:  # no alignment: the plain product, a lower bound on the renormalised one
+        return math.exp(sum(token.logprob for token in completion.logprobs))
     probability = 1.0
     for token, prefix, start in found:
         probability *= _step(token, prefix, start, labels)
@@ -132,17 +141,23 @@ def label_logprob(completion: Completion, label: str) -> float | None:
         ...                          Timings(None, 0.0), lp), "billing")
         -1.5
     """
+    if not completion.logprobs:
+        return None
     found = _label_tokens(completion, label)
-    return None if found is None else sum(token.logprob for token, _, _ in found)
+    if found is None:  # no alignment: every token (a forced reply is little but the label)
+        return sum(token.logprob for token in completion.logprobs)
+    return sum(token.logprob for token, _, _ in found)
 
 
 def _label_tokens(completion: Completion, label: str
                   ) -> list[tuple[TokenLogprob, str, int]] | None:
     """The tokens that overlap `label` in a completion's text, each with the text before
-    it and the label's start; None without log-probabilities or without the label."""
+    it and the label's start; None without log-probabilities, or when the label is not in
+    the tokens' text (a character split between tokens decodes as U+FFFD)."""
     tokens = completion.logprobs
     text = "".join(t.token for t in tokens)
-    start = text.find(label) if tokens else -1
+    # The last occurrence: in JSON ({"choice": "c"}) the value comes after the key.
+    start = text.rfind(label) if tokens else -1
     if start < 0:
         return None
     end, offset = start + len(label), 0
@@ -259,6 +274,13 @@ class Teacher:
             if on_progress is not None:
                 on_progress(1)
         return predictions
+
+    def warm(self) -> None:
+        """Load the model, embed the few-shot examples and evaluate the shared part of the
+        prompt, so that the first text's time is its own (not counted as cost)."""
+        kept = replace(self.cost)
+        self.classify(["warm-up"])
+        self.cost = kept
 
     def _ask(self, messages: list[Message], options: GenerationOptions) -> Completion:
         done = self.model.complete(messages, options=options)

@@ -22,6 +22,9 @@ class FeldsparGroup(click.Group):
         except FeldsparError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+            ctx.exit(0)
         except OSError as exc:  # FELDSPAR_HOME unwritable, disk full, a path that is a file...
             where = f": {exc.filename}" if exc.filename else ""
             click.echo(f"Error: {exc.strerror or exc}{where}; check FELDSPAR_HOME and the "
@@ -30,9 +33,6 @@ class FeldsparGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
-        except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
-            ctx.exit(0)
 
 
 @click.group(cls=FeldsparGroup, context_settings=CONTEXT, epilog="""\b

@@ -20,7 +20,6 @@ from feldspar.errors import UserError
 
 if TYPE_CHECKING:
     from feldspar.classify.cascade import CascadeResult
-    from feldspar.classify.classifier import Classifier
     from feldspar.classify.data import Row
     from feldspar.classify.student import Student
     from feldspar.classify.teacher import Teacher
@@ -53,11 +52,17 @@ def teacher_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--teacher and --shots."""
     function = click.option("--shots", type=click.IntRange(0, 32), default=None,
                             help="Show the teacher this many similar labelled examples "
-                                 "(default: the classify_shots setting; 0: zero-shot)."
+                                 "(default: as when distilled, else classify_shots; 0: "
+                                 "zero-shot)."
                             )(function)
     return click.option("--teacher", metavar="MODEL",
-                        help="The LLM teacher (default: classify_teacher, else "
-                             "chat_model).")(function)
+                        help="The LLM teacher (default: the one that distilled the "
+                             "student, else classify_teacher, else chat_model).")(function)
+
+
+def check_no_teacher(no_teacher: bool, teacher: str | None, shots: int | None) -> None:
+    if no_teacher and (teacher or shots is not None):
+        raise click.UsageError("--no-teacher cannot go with --teacher or --shots")
 
 
 def read(path: Path, *, labelled: bool, text_column: str, label_column: str) -> list[Row]:
@@ -244,9 +249,10 @@ Examples:
   feldspar classify train tickets            # again, on the stored examples
 
 \b
-The data is CSV or JSONL with a text and a label column; its rows replace the label
-set's stored human examples. The student also learns from the teacher's stored labels
-that it was sure of (see distill).
+The data is CSV or JSONL with a text and a label column; its rows join the label set's
+stored human examples (a row replaces an earlier label of the same text). The student
+learns from those and from the teacher's stored labels that it was sure of (see
+distill).
 """)
 @click.argument("name")
 @click.option("--data", type=click.Path(path_type=Path, dir_okay=False),
@@ -318,26 +324,37 @@ def distill(name: str, data: Path, teacher: str | None, shots: int | None,
             review_below: float | None, review_file: Path | None, method: str,
             text_column: str, label_column: str) -> None:
     """Label unlabelled texts with the LLM teacher and train the student on its labels."""
+    from feldspar.classify.classifier import check_share
+
+    if review_below is not None:
+        check_share("--review-below", review_below)  # NaN passes click's range
+    review_path = review_file or Path(f"{name}-review.csv")
+    if review_path.exists():  # a person's corrections may be in it
+        raise UserError(f"{review_path} exists; import it first (feldspar classify review "
+                        f"{name} {review_path}), or move it, or give another --review-file")
     rows = read(data, labelled=False, text_column=text_column, label_column=label_column)
     texts = [r.text for r in rows]
     with open_workspace() as ws:
         clf = ws.classifier(name)
+        below = ws.settings.classify_review_below if review_below is None else review_below
         tutor = clf.teacher(teacher, shots=shots)
-        review_path = review_file or Path(f"{name}-review.csv")
-        with progress(f"Labelling with {tutor.name}", "text", len(texts)) as on_label, \
-                progress("Training", "text", None) as on_train:
-            done = clf.distill(texts, tutor, review_below=review_below,
-                               method=method,  # type: ignore[arg-type]
-                               on_label=on_label, on_train=on_train)
-    cost = tutor.cost
-    click.echo(f"The teacher labelled {cost.texts} texts in {cost.seconds:.1f} s "
-               f"({cost.texts / max(cost.seconds, 1e-9):.2f} texts/s); "
-               f"{len(done.review)} were below {done.review_below:.2f} confidence.")
-    _trained(name, done.student)
-    if done.review:
-        _write_review(review_path, done.review)
-        click.echo(f"Review {len(done.review)} texts in {review_path}, then: feldspar "
-                   f"classify review {name} {review_path}")
+        with progress(f"Labelling with {tutor.name}", "text", len(texts)) as on_label:
+            predictions = clf.label(texts, tutor, on_label=on_label)
+        cost = tutor.cost
+        unsure = [(text, p) for text, p in zip(texts, predictions, strict=True)
+                  if p.confidence < below]
+        click.echo(f"The teacher labelled {cost.texts} texts in {cost.seconds:.1f} s "
+                   f"({cost.texts / max(cost.seconds, 1e-9):.2f} texts/s); {len(unsure)} "
+                   f"were below {below:.2f} confidence.")
+        if unsure:  # before training, which may fail: the labels and the file are kept
+            _write_review(review_path, unsure)
+            click.echo(f"Review them in {review_path}, then: feldspar classify review "
+                       f"{name} {review_path}")
+        with progress("Training", "text", None) as on_train:
+            student = clf.train_on_teacher(predictions, tutor, below,
+                                           method=method,  # type: ignore[arg-type]
+                                           on_train=on_train)
+    _trained(name, student)
 
 
 def _write_review(path: Path, items: list[tuple[str, Any]]) -> None:
@@ -420,16 +437,19 @@ def predict(name: str, data: Path, threshold: float | None, target_accuracy: flo
             teacher: str | None, shots: int | None, no_teacher: bool, as_json: bool,
             text_column: str, label_column: str) -> None:
     """Label texts with the student, and the teacher for the hard ones."""
-    if no_teacher and (teacher or shots is not None):
-        raise click.UsageError("--no-teacher cannot go with --teacher or --shots")
+    check_no_teacher(no_teacher, teacher, shots)
     rows = read(data, labelled=False, text_column=text_column, label_column=label_column)
     texts = [r.text for r in rows]
     with open_workspace() as ws:
         clf = ws.classifier(name)
-        loader = None if no_teacher else _teacher_loader(clf, teacher, shots)
+
+        def loader() -> Teacher:  # loaded only if some text needs it
+            return clf.teacher(teacher, shots=shots)
+
         with progress("Student", "text", len(texts)) as on_student, \
                 progress("Teacher", "text", None) as on_teacher:
-            result = clf.predict(texts, teacher=loader, threshold=threshold,
+            result = clf.predict(texts, teacher=None if no_teacher else loader,
+                                 threshold=threshold,
                                  target_accuracy=target_accuracy, on_progress=on_student,
                                  on_teacher=on_teacher)
     if as_json:
@@ -442,17 +462,6 @@ def predict(name: str, data: Path, threshold: float | None, target_accuracy: flo
                   p.source + (" (escalated)" if p.escalated and p.source == "student" else ""))
                  for text, p in zip(texts, result.predictions, strict=True)])
     click.echo(_summary_line(result), err=True)
-
-
-def _teacher_loader(clf: Classifier, model: str | None, shots: int | None
-                    ) -> Callable[[], Teacher]:
-    """Load the teacher only if a text needs it; by default the one that distilled the
-    student."""
-    def load() -> Teacher:
-        stored = clf.workspace.store.student(clf.name)
-        default = stored.info.get("teacher") if stored else None
-        return clf.teacher(model or default, shots=shots)
-    return load
 
 
 def _short(text: str, width: int = 60) -> str:

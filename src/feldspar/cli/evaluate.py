@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from feldspar.cli.app import CONTEXT
+from feldspar.cli.classify import check_no_teacher, data_options, teacher_options
 from feldspar.cli.ingest import open_workspace
 from feldspar.cli.output import print_json
 from feldspar.errors import UserError
@@ -268,12 +269,7 @@ accuracy. The confusion matrix of the student is saved as a PNG.
 @click.argument("name")
 @click.option("--data", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Labelled CSV or JSONL.")
-@click.option("--teacher", metavar="MODEL",
-              help="The LLM teacher (default: the one that distilled the student, else "
-                   "classify_teacher, else chat_model).")
-@click.option("--shots", type=click.IntRange(0, 32), default=None,
-              help="Similar labelled examples in the teacher's prompt (default: "
-                   "classify_shots).")
+@teacher_options
 @click.option("--no-teacher", is_flag=True, help="Score the student only.")
 @click.option("--teacher-limit", type=click.IntRange(min=0), default=200, show_default=True,
               help="Texts the teacher and the cascade are scored on (0: all).")
@@ -287,10 +283,7 @@ accuracy. The confusion matrix of the student is saved as a PNG.
               help="Where to save the JSON report (default: "
                    "FELDSPAR_HOME/reports/eval-classify-NAME-UTCTIME.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.option("--text-column", default="text", show_default=True,
-              help="The column that holds the texts.")
-@click.option("--label-column", default="label", show_default=True,
-              help="The column that holds the labels.")
+@data_options
 def classify_eval(name: str, data: Path, teacher: str | None, shots: int | None,
                   no_teacher: bool, teacher_limit: int, threshold: float | None,
                   target_accuracy: float | None, confusion: Path | None,
@@ -302,19 +295,16 @@ def classify_eval(name: str, data: Path, teacher: str | None, shots: int | None,
     from feldspar.classify.data import check_row_labels
     from feldspar.cli.classify import progress, read
     from feldspar.evaluate.classifying import evaluate_classifier
+    from feldspar.extras import require
 
-    if no_teacher and (teacher or shots is not None):
-        raise click.UsageError("--no-teacher cannot go with --teacher or --shots")
+    check_no_teacher(no_teacher, teacher, shots)
+    require("PIL", extra="classify", purpose="The confusion matrix PNG needs Pillow")
     started = datetime.now(UTC)
     rows = read(data, labelled=True, text_column=text_column, label_column=label_column)
     with open_workspace() as ws:
         clf = ws.classifier(name)
         check_row_labels(rows, clf.labels, name)
-        tutor = None
-        if not no_teacher:
-            stored = ws.store.student(name)
-            default = stored.info.get("teacher") if stored else None
-            tutor = clf.teacher(teacher or default, shots=shots)
+        tutor = None if no_teacher else clf.teacher(teacher, shots=shots)
         texts, gold = [r.text for r in rows], [r.label or "" for r in rows]
         sample = min(teacher_limit or len(texts), len(texts))
         with progress("Student", "text", len(texts)) as on_student, \
@@ -325,22 +315,21 @@ def classify_eval(name: str, data: Path, teacher: str | None, shots: int | None,
                 on_student=on_student, on_teacher=on_teacher)
         home = ws.settings.home
     stem = f"eval-classify-{name}-{started:%Y%m%dT%H%M%SZ}"
-    if output is None:
-        output = home / "reports" / f"{stem}.json"
-    picture = save_confusion_png(student.confusion, student.labels,
-                                 confusion or output.with_suffix(".png"),
-                                 title=f"{name}: student on {data.name}")
+    output = output or home / "reports" / f"{stem}.json"
+    picture = confusion or output.with_suffix(".png")
     data_out = {"run": {"labelset": name, "data": str(data.resolve()),
                         "started": started.isoformat(timespec="seconds")},
                 **report, "confusion": student.confusion.tolist(),
                 "confusion_png": str(picture)}
-    try:
+    try:  # the report first: it holds everything, the picture is a view of it
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(data_out, indent=2, ensure_ascii=False) + "\n",
                           encoding="utf-8")
     except OSError as exc:
         raise UserError(f"Cannot write {output}: {exc.strerror or exc}; give another "
                         "--output") from None
+    save_confusion_png(student.confusion, student.labels, picture,
+                       title=f"{name}: student on {data.name}")
     if as_json:
         print_json(data_out)
     else:

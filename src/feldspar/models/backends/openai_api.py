@@ -174,6 +174,7 @@ class OpenAIChat(ChatModel):
     def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
         usage: dict[str, Any] | None = None
         finish, chunks, parts = "stop", 0, []
+        held: list[TokenLogprob] = []
         buffer = options.choices is not None  # the wire carries JSON; show only the choice
         for event in self._events(messages, options):
             usage = event.get("usage") or usage
@@ -185,10 +186,14 @@ class OpenAIChat(ChatModel):
                     parts.append(text)
                     if not buffer:
                         yield Delta(text=text, tokens=max(1, len(logprobs)), logprobs=logprobs)
+                    held.extend(logprobs)
                 if choice.get("finish_reason"):
                     finish = "length" if choice["finish_reason"] == "length" else "stop"
         if buffer:
-            yield Delta(text=self._chosen("".join(parts), options), tokens=chunks)
+            # The log-probabilities stay those of the JSON tokens the server sent, the
+            # choice among them (feldspar.classify finds its label's own tokens).
+            yield Delta(text=self._chosen("".join(parts), options), tokens=chunks,
+                        logprobs=tuple(held))
         elif options.json_schema is not None and finish == "stop":
             self._check_json("".join(parts))  # a reply cut by max_tokens is "length" instead
         if usage is None:
