@@ -275,18 +275,25 @@ def test_label_confidence_reads_only_the_label_inside_json() -> None:
 
 @pytest.mark.integration
 def test_the_packaged_model_answers_only_labels_with_a_probability(tmp_path: Path) -> None:
+    """The real grammar and the real log-probabilities, in both modes (SmolLM2-135M is no
+    judge of tickets: only the form of its answers is checked)."""
     with Workspace(Settings(home=tmp_path)) as ws:
         labelsets.create(ws.store, "tickets", list(LABELS),
                          {"shipping": "deliveries, parcels, couriers and returns"})
         teacher = ws.classifier("tickets").teacher()
         assert teacher.name == "smollm2-135m-instruct"
+        assert teacher.scoring  # four labels: scored whole
+        assert "deliveries, parcels" in teacher.system
         texts = ["My parcel never arrived.", "The app crashes on start.", "x" * 50_000]
-        predictions = teacher.classify(texts)
-    assert [p.label in LABELS for p in predictions] == [True] * 3
-    assert all(0.0 < p.confidence <= 1.0 and p.source == "teacher" for p in predictions)
-    assert teacher.cost.texts == 3
-    assert teacher.cost.completion_tokens >= 3
-    assert "deliveries, parcels" in teacher.system
+        for mode in ("score", "generate"):
+            teacher = Teacher(teacher.model, LABELS, mode=mode)  # type: ignore[arg-type]
+            predictions = teacher.classify(texts)
+            assert [p.label in LABELS for p in predictions] == [True] * 3
+            assert all(0.0 < p.confidence <= 1.0 for p in predictions)
+            assert all(p.source == "teacher" for p in predictions)
+            assert teacher.cost.texts == 3
+            calls = 4 if mode == "score" else 1
+            assert teacher.cost.completion_tokens >= 3 * calls
 
 
 def test_few_shot_prompts_show_the_most_similar_examples_last(tmp_path: Path) -> None:
