@@ -627,7 +627,7 @@ def test_an_existing_review_file_is_refused_before_any_labelling(trained: dict[s
     code, _, err = run("classify", "distill", "tickets", "--data", str(trained["unlabelled"]),
                        "--review-file", str(review))
     assert code == 1
-    assert f"{review} exists; import it first" in err
+    assert f"{review} exists and may hold a person's labels" in err
     assert review.read_text() == "text,label\nmy corrections,billing\n"
 
 

@@ -330,8 +330,9 @@ def distill(name: str, data: Path, teacher: str | None, shots: int | None,
         check_share("--review-below", review_below)  # NaN passes click's range
     review_path = review_file or Path(f"{name}-review.csv")
     if review_path.exists():  # a person's corrections may be in it
-        raise UserError(f"{review_path} exists; import it first (feldspar classify review "
-                        f"{name} {review_path}), or move it, or give another --review-file")
+        raise UserError(f"{review_path} exists and may hold a person's labels: import it "
+                        f"(feldspar classify review {name} {review_path}) and remove it, or "
+                        "give another --review-file")
     rows = read(data, labelled=False, text_column=text_column, label_column=label_column)
     texts = [r.text for r in rows]
     with open_workspace() as ws:
