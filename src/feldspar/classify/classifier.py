@@ -109,7 +109,9 @@ class Classifier:
         if examples is not None:
             self._check_labels(e.label for e in examples)
         previous = self._provenance()
-        if review_below is None:
+        if review_below is not None:  # a distillation's choice, remembered from now on
+            previous["review_below"] = review_below
+        else:
             review_below = float(previous.get("review_below",  # type: ignore[arg-type]
                                               self.workspace.settings.classify_review_below))
         check_share("review_below", review_below)
@@ -123,8 +125,7 @@ class Classifier:
                             f"some: feldspar classify train {self.name} --data labelled.csv")
         sources = {"human": sum(e.source == "human" for e in usable),
                    "teacher": sum(e.source == "teacher" for e in usable)}
-        details = {**previous, **(info or {}), "review_below": review_below,
-                   "sources": sources, "skipped": len(human) + len(taught) - len(usable)}
+        details = {**previous, **(info or {}), "sources": sources, "skipped": len(human) + len(taught) - len(usable)}
         student = train([e.text for e in usable], [e.label for e in usable], self.labels,
                         self.embedder(), method=method, on_progress=on_progress, info=details)
         # The student first: should the examples then fail to be written, the stored ones
