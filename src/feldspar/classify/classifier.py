@@ -125,7 +125,8 @@ class Classifier:
                             f"some: feldspar classify train {self.name} --data labelled.csv")
         sources = {"human": sum(e.source == "human" for e in usable),
                    "teacher": sum(e.source == "teacher" for e in usable)}
-        details = {**previous, **(info or {}), "sources": sources, "skipped": len(human) + len(taught) - len(usable)}
+        details = {**previous, **(info or {}), "sources": sources,
+                   "skipped": len(human) + len(taught) - len(usable)}
         student = train([e.text for e in usable], [e.label for e in usable], self.labels,
                         self.embedder(), method=method, on_progress=on_progress, info=details)
         # The student first: should the examples then fail to be written, the stored ones

@@ -473,9 +473,11 @@ def _short(text: str, width: int = 60) -> str:
 def _summary_line(result: CascadeResult) -> str:
     n = len(result.predictions)
     target = f" (target accuracy {result.target_accuracy})" if result.target_accuracy else ""
+    below = (f"below the threshold {result.threshold:.3f}{target}" if result.threshold <= 1
+             else f"escalated: the student reaches the target accuracy "
+                  f"{result.target_accuracy} on no share of its training texts")
     line = (f"{n} texts: {n - result.escalated} by the student, {result.escalated} "
-            f"({result.escalation_rate:.1%}) below the threshold {result.threshold:.3f}"
-            f"{target}")
+            f"({result.escalation_rate:.1%}) {below}")
     if result.teacher is not None and result.teacher.texts:
         t = result.teacher
         line += (f", answered by the teacher in {t.seconds:.1f} s ({t.prompt_tokens} prompt "
