@@ -172,6 +172,14 @@ class Settings(BaseSettings):
     guard_audit_text: bool = Field(False, description="Keep the screened text in the audit "
                                    "log, not only its sha256.")
 
+    api_keys: SecretStr | None = Field(None, description="Keys that `feldspar serve` "
+                                       "accepts (comma-separated bearer tokens).")
+    api_keys_file: Path | None = Field(None, description="A file of keys for `feldspar "
+                                       "serve`, one a line.")
+    serve_max_tokens: int = Field(4096, ge=1, description="Most tokens one request to "
+                                  "`feldspar serve` may ask to generate.")
+    serve_max_body_mb: float = Field(8.0, gt=0, description="Largest request body "
+                                     "`feldspar serve` reads, in MB.")
     classify_teacher: str | None = Field(None, description="LLM that labels texts for "
                                          "`classify distill` and takes the cascade's hard "
                                          "cases (default: chat_model).")

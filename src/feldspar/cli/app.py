@@ -61,9 +61,10 @@ def _register() -> None:
     from feldspar.cli.guard import guard
     from feldspar.cli.ingest import ingest, search
     from feldspar.cli.models import models
+    from feldspar.cli.serve import serve
 
     for command in (ask, audit, chat, check_grounding, classify, collections, doctor, documents,
-                    eval_group, guard, ingest, models, search):
+                    eval_group, guard, ingest, models, search, serve):
         cli.add_command(command)
 
 

@@ -152,6 +152,11 @@ class Stream(Iterator[str]):
                 self._parts.append(delta.text)
                 return delta.text
 
+    @property
+    def logprobs(self) -> tuple[TokenLogprob, ...]:
+        """The log-probabilities of the tokens generated so far (when asked for)."""
+        return tuple(self._logprobs)
+
     def close(self) -> None:
         """Stop generating early (the backend frees the model for the next request)."""
         close = getattr(self._deltas, "close", None)
