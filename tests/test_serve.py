@@ -36,6 +36,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server did not become healthy in {seconds:g} s")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("serve-home")
@@ -47,16 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("the server did not become healthy in 60 s")
+    wait_healthy(url)
     yield url
     running.should_exit = True
     thread.join(10)
@@ -194,14 +197,8 @@ def test_the_command_serves_with_a_key_of_its_own(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-m", "feldspar", "serve", "--port",
                                 str(port)], env=env, stderr=subprocess.PIPE, text=True)
     try:
-        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url)
         key_file = tmp_path / "home" / "api-key"
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
         key = key_file.read_text().strip()
