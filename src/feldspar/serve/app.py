@@ -6,17 +6,19 @@ chat model loads in the background at start-up, and /health says 503 until it is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from feldspar.config import Settings, load_settings
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from feldspar.models.spec import ModelSpec
 
 OPEN_PATHS = frozenset({"/health"})
+DISCONNECT_POLL = 0.25
+"""Seconds between two checks that a streaming client is still there."""
 
 
 class TextPart(BaseModel):
@@ -180,20 +184,59 @@ def _install_routes(app: FastAPI, settings: Settings, ready: threading.Event) ->
                        "them", code="model_not_found", param="model")
 
     @app.post("/v1/chat/completions", response_model=None)
-    def chat_completions(body: ChatRequest) -> Response | dict[str, Any]:
+    async def chat_completions(body: ChatRequest,
+                               request: Request) -> Response | dict[str, Any]:
         from feldspar.models.loading import get_model
 
-        model = get_model(body.model, settings=settings)
+        model = await run_in_threadpool(get_model, body.model, settings=settings)
         options = _options(body, settings)
         messages: list[Message] = [{"role": m.role, "content": m.text()}
                                    for m in body.messages]
-        if body.stream:
-            stream = model.stream(messages, options=options)  # bad requests raise here
-            include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(_events(model, stream, body, include_usage),
-                                     media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
-        return _completion(model, model.complete(messages, options=options), body)
+        if not body.stream:
+            done = await run_in_threadpool(model.complete, messages, options=options)
+            return _completion(model, done, body)
+        # Bad requests (a prompt over the context...) raise here, before any event is sent.
+        stream = await run_in_threadpool(model.stream, messages, options=options)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = _events(model, stream, body, include_usage)
+        return StreamingResponse(relay(events, request), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+
+async def relay(events: Generator[str, None, None], request: Request) -> AsyncIterator[str]:
+    """The events of a generation, made in a thread of their own and handed over as they
+    come. The thread stops, and frees the model, as soon as the client is gone: a
+    watcher asks every DISCONNECT_POLL seconds, so that a client that disconnects while
+    nobody reads the stream any more still frees it."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for event in events:
+                if stop.is_set():
+                    break
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+        finally:
+            events.close()  # in this thread, which alone iterates it: the model is freed
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    async def watch() -> None:
+        while not stop.is_set():
+            if await request.is_disconnected():
+                stop.set()
+                return
+            await asyncio.sleep(DISCONNECT_POLL)
+
+    threading.Thread(target=produce, name="feldspar-stream", daemon=True).start()
+    watcher = asyncio.ensure_future(watch())
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        stop.set()
+        watcher.cancel()
 
 
 def _version() -> str:
@@ -270,7 +313,7 @@ def _usage(done: Completion) -> dict[str, int]:
 
 
 def _events(model: ChatModel, stream: Stream, body: ChatRequest,
-            include_usage: bool) -> Iterator[str]:
+            include_usage: bool) -> Generator[str, None, None]:
     """Server-sent events of a streamed completion, ending with one `data: [DONE]`; the
     model is freed (the stream closed) however the client leaves."""
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
