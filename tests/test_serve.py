@@ -226,3 +226,35 @@ def test_a_client_that_leaves_frees_the_model(server: str, client: openai.OpenAI
                                            max_tokens=4, temperature=0)
     assert reply.choices[0].message.content
     assert time.monotonic() - started < 3.0  # not waiting for 3,000 tokens
+
+
+def test_streams_and_plain_requests_side_by_side_take_turns(server: str,
+                                                            client: openai.OpenAI) -> None:
+    lines: list[int] = []
+
+    def read_stream() -> None:
+        with httpx.stream("POST", f"{server}/v1/chat/completions", timeout=60,
+                          headers={"Authorization": f"Bearer {KEY}"},
+                          json={"model": MODEL, "messages": QUESTION, "max_tokens": 32,
+                                "stream": True}) as response:
+            lines.append(sum(1 for line in response.iter_lines() if line == "data: [DONE]"))
+
+    readers = [threading.Thread(target=read_stream) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    replies = [client.chat.completions.create(model=MODEL, messages=QUESTION,  # type: ignore[arg-type]
+                                              max_tokens=4) for _ in range(3)]
+    for reader in readers:
+        reader.join(60)
+    assert lines == [1, 1, 1]
+    assert all(r.choices[0].message.content for r in replies)
+
+
+def test_a_prompt_over_the_context_is_a_400_before_any_event(server: str) -> None:
+    long = [{"role": "user", "content": "word " * 20_000}]
+    for stream in (False, True):
+        response = httpx.post(f"{server}/v1/chat/completions", timeout=60,
+                              headers={"Authorization": f"Bearer {KEY}"},
+                              json={"model": MODEL, "messages": long, "stream": stream})
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "context_length_exceeded"

@@ -195,48 +195,59 @@ def _install_routes(app: FastAPI, settings: Settings, ready: threading.Event) ->
         if not body.stream:
             done = await run_in_threadpool(model.complete, messages, options=options)
             return _completion(model, done, body)
-        # Bad requests (a prompt over the context...) raise here, before any event is sent.
-        stream = await run_in_threadpool(model.stream, messages, options=options)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _events(model, stream, body, include_usage)
-        return StreamingResponse(relay(events, request), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return await streamed(model, messages, options, body, include_usage, request)
 
 
-async def relay(events: Generator[str, None, None], request: Request) -> AsyncIterator[str]:
-    """The events of a generation, made in a thread of their own and handed over as they
-    come. The thread stops, and frees the model, as soon as the client is gone: a
-    watcher asks every DISCONNECT_POLL seconds, so that a client that disconnects while
-    nobody reads the stream any more still frees it."""
+async def streamed(model: ChatModel, messages: list[Message], options: GenerationOptions,
+                   body: ChatRequest, include_usage: bool, request: Request) -> Response:
+    """A streamed completion. One thread of its own starts the generation and makes all
+    its events (a model's stream belongs to the thread that reads it); a bad request (a
+    prompt over the context...) raises before any event is sent. The thread stops, and
+    frees the model, as soon as the client is gone: a watcher asks every DISCONNECT_POLL
+    seconds, so that a client that leaves while nobody reads the stream still frees it."""
     loop = asyncio.get_running_loop()
+    started: asyncio.Future[None] = loop.create_future()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     stop = threading.Event()
 
     def produce() -> None:
+        try:
+            stream = model.stream(messages, options=options)
+        except Exception as exc:
+            loop.call_soon_threadsafe(started.set_exception, exc)
+            return
+        loop.call_soon_threadsafe(started.set_result, None)
+        events = _events(model, stream, body, include_usage)
         try:
             for event in events:
                 if stop.is_set():
                     break
                 loop.call_soon_threadsafe(queue.put_nowait, event)
         finally:
-            events.close()  # in this thread, which alone iterates it: the model is freed
+            events.close()  # in the thread that reads it: the model is freed
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    async def watch() -> None:
-        while not stop.is_set():
-            if await request.is_disconnected():
-                stop.set()
-                return
-            await asyncio.sleep(DISCONNECT_POLL)
+    async def relay() -> AsyncIterator[str]:
+        async def watch() -> None:
+            while not stop.is_set():
+                if await request.is_disconnected():
+                    stop.set()
+                    return
+                await asyncio.sleep(DISCONNECT_POLL)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            stop.set()
+            watcher.cancel()
 
     threading.Thread(target=produce, name="feldspar-stream", daemon=True).start()
-    watcher = asyncio.ensure_future(watch())
-    try:
-        while (event := await queue.get()) is not None:
-            yield event
-    finally:
-        stop.set()
-        watcher.cancel()
+    await started
+    return StreamingResponse(relay(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
 
 
 def _version() -> str:
