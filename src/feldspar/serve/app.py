@@ -211,13 +211,21 @@ async def streamed(model: ChatModel, messages: list[Message], options: Generatio
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     stop = threading.Event()
 
+    def settle(exc: Exception | None) -> None:  # in the loop; the request may be gone
+        if started.done():
+            return
+        if exc is None:
+            started.set_result(None)
+        else:
+            started.set_exception(exc)
+
     def produce() -> None:
         try:
             stream = model.stream(messages, options=options)
         except Exception as exc:
-            loop.call_soon_threadsafe(started.set_exception, exc)
+            loop.call_soon_threadsafe(settle, exc)
             return
-        loop.call_soon_threadsafe(started.set_result, None)
+        loop.call_soon_threadsafe(settle, None)
         events = _events(model, stream, body, include_usage)
         try:
             for event in events:
@@ -228,26 +236,33 @@ async def streamed(model: ChatModel, messages: list[Message], options: Generatio
             events.close()  # in the thread that reads it: the model is freed
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    async def relay() -> AsyncIterator[str]:
-        async def watch() -> None:
-            while not stop.is_set():
-                if await request.is_disconnected():
-                    stop.set()
-                    return
-                await asyncio.sleep(DISCONNECT_POLL)
-
-        watcher = asyncio.ensure_future(watch())
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            stop.set()
-            watcher.cancel()
-
     threading.Thread(target=produce, name="feldspar-stream", daemon=True).start()
-    await started
-    return StreamingResponse(relay(), media_type="text/event-stream",
+    try:
+        await started
+    except asyncio.CancelledError:  # the client left before the first token
+        stop.set()
+        raise
+    return StreamingResponse(_relay(queue, stop, request), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
+
+
+async def _relay(queue: asyncio.Queue[str | None], stop: threading.Event,
+                 request: Request) -> AsyncIterator[str]:
+    """The events from `queue` until its end (None); `stop` is set when the client goes."""
+    async def watch() -> None:
+        while not stop.is_set():
+            if await request.is_disconnected():
+                stop.set()
+                return
+            await asyncio.sleep(DISCONNECT_POLL)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        stop.set()
+        watcher.cancel()
 
 
 def _version() -> str:
