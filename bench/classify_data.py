@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-DEFAULT_DATA = Path(os.environ.get("FELDSPAR_DATA") or "/work/shared/data")
+from common import DEFAULT_DATA
 
 Pair = tuple[str, str]
 """(text, label)."""

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+DEFAULT_DATA = Path(os.environ.get("FELDSPAR_DATA") or os.environ.get("FELDSPAR_BENCH_DATA")
+                    or Path(__file__).resolve().parents[2] / "shared" / "data")
+"""The shared evaluation data: ../shared/data beside the repository, or $FELDSPAR_DATA."""
 
 
 def machine() -> dict[str, Any]:

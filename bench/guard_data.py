@@ -33,15 +33,14 @@ import csv
 import hashlib
 import itertools
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATA = Path(os.environ.get("FELDSPAR_DATA") or os.environ.get("FELDSPAR_BENCH_DATA")
-                    or "/work/shared/data")
+from common import DEFAULT_DATA
+
 TEST_SHARE = 30  # percent of groups held out
 RISKS = ("harm", "jailbreak", "prompt_injection")
 FOLDERS = {"advbench": "advbench", "xstest": "xstest",

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from common import save
+from common import DEFAULT_DATA, save
 from feldspar.guard.pii import find_pii
 from feldspar.guard.secrets import find_secrets
 from feldspar.guard.synthetic import Example, make_pii_set, make_secret_set, tally
@@ -34,7 +34,6 @@ from feldspar.guard.verdicts import Span
 
 THRESHOLD = 0.5
 BUCKETS = (0.5, 0.7, 0.9, 0.97, 1.01)
-DEFAULT_DATA = Path(os.environ.get("FELDSPAR_BENCH_DATA") or "/work/shared/data")
 Finder = Callable[[str], list[Span]]
 FILLER = ("Could you please summarise the attached notes and list the next steps for the team "
           "before the review on Friday, keeping it short and friendly. I also need a draft reply "

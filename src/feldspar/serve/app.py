@@ -11,7 +11,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
@@ -27,7 +27,7 @@ from feldspar.serve.auth import authorized, load_keys
 from feldspar.serve.errors import APIError, from_feldspar
 
 if TYPE_CHECKING:
-    from feldspar.datatypes import Completion, Message
+    from feldspar.datatypes import Completion, Message, TokenLogprob
     from feldspar.models.base import ChatModel, GenerationOptions, Stream
     from feldspar.models.spec import ModelSpec
 
@@ -313,7 +313,7 @@ def _options(body: ChatRequest, settings: Settings) -> GenerationOptions:
                              logprobs=top if body.logprobs else None)
 
 
-def _logprobs(done: Completion | None, pieces: Any) -> dict[str, Any]:
+def _logprobs(pieces: Sequence[TokenLogprob]) -> dict[str, Any]:
     return {"content": [{"token": p.token, "logprob": p.logprob,
                          "top_logprobs": [{"token": t, "logprob": lp} for t, lp in p.top]}
                         for p in pieces]}
@@ -323,7 +323,7 @@ def _completion(model: ChatModel, done: Completion, body: ChatRequest) -> dict[s
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
             "created": int(time.time()), "model": model.spec.name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
-                         "logprobs": _logprobs(done, done.logprobs) if body.logprobs else None,
+                         "logprobs": _logprobs(done.logprobs) if body.logprobs else None,
                          "finish_reason": _finish(done.finish_reason)}],
             "usage": _usage(done)}
 
@@ -359,7 +359,7 @@ def _events(model: ChatModel, stream: Stream, body: ChatRequest,
             fresh = stream.logprobs[seen:]  # the tokens this piece of text came with
             seen += len(fresh)
             yield chunk({"content": piece},
-                        logprobs=_logprobs(None, fresh) if body.logprobs else None)
+                        logprobs=_logprobs(fresh) if body.logprobs else None)
         done = stream.result()
         yield chunk({}, _finish(done.finish_reason))
         if include_usage:
