@@ -13,7 +13,7 @@ CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export CMAKE_ARGS
 
-.PHONY: chat install install-test test lint bench docs clean
+.PHONY: serve chat install install-test test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[all,test]"
+
+# The page and the API on http://127.0.0.1:8000/, with a collection made from these docs.
+serve: install
+	$(BIN)/feldspar ingest README.md docs --collection feldspar-docs
+	$(BIN)/feldspar serve
 
 chat: install
 	$(BIN)/feldspar chat "$(QUESTION)"

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,51 +17,21 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import uvicorn
 
 import feldspar
 from feldspar.config import Settings
-from feldspar.serve import create_app
+
+from .serving import KEY, MODEL, free_port, running, wait_healthy
 
 pytestmark = pytest.mark.integration
 
-KEY = "test-serve-key"
-MODEL = "smollm2-135m-instruct"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not become healthy in {seconds:g} s")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("serve-home")
-    settings = Settings(home=home, api_keys=KEY)  # type: ignore[arg-type]
-    port = free_port()
-    app = create_app(settings)
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                            log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url)
-    yield url
-    running.should_exit = True
-    thread.join(10)
+    with running(Settings(home=home, api_keys=KEY)) as url:  # type: ignore[arg-type]
+        yield url
 
 
 @pytest.fixture
@@ -190,10 +159,18 @@ def test_an_oversized_body_is_refused_unread(server: str) -> None:
     assert response.json()["error"]["code"] == "body_too_large"
 
 
-def test_the_command_serves_with_a_key_of_its_own(tmp_path: Path) -> None:
+def test_the_readme_first_command_serves_the_docs_with_a_key_of_its_own(
+        tmp_path: Path) -> None:
+    """What `make serve` runs: the docs into a collection, then the server."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FELDSPAR_")}
     env["FELDSPAR_HOME"] = str(tmp_path / "home")
+    root = Path(__file__).parent.parent
+    recipe = (root / "Makefile").read_text()
+    assert "feldspar ingest README.md docs --collection feldspar-docs" in recipe
+    subprocess.run([sys.executable, "-m", "feldspar", "ingest", "README.md", "docs",
+                    "--collection", "feldspar-docs"], cwd=root, env=env, check=True,
+                   capture_output=True)
     process = subprocess.Popen([sys.executable, "-m", "feldspar", "serve", "--port",
                                 str(port)], env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -204,11 +181,12 @@ def test_the_command_serves_with_a_key_of_its_own(tmp_path: Path) -> None:
         key = key_file.read_text().strip()
         assert httpx.get(f"{url}/v1/models").status_code == 401
         listed = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"})
-        assert listed.status_code == 200
+        assert "rag:feldspar-docs" in [m["id"] for m in listed.json()["data"]]
+        assert "<html" in httpx.get(f"{url}/").text
     finally:
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
-    assert f"http://127.0.0.1:{port}/v1" in err
+    assert f"Feldspar on http://127.0.0.1:{port}/ " in err
     assert str(key_file) in err
 
 

@@ -180,6 +180,12 @@ class Settings(BaseSettings):
                                   "`feldspar serve` may ask to generate.")
     serve_max_body_mb: float = Field(8.0, gt=0, description="Largest request body "
                                      "`feldspar serve` reads, in MB.")
+    serve_max_upload_mb: float = Field(100.0, gt=0, description="Largest upload (all its "
+                                       "files) to `feldspar serve`, in MB; each file is "
+                                       "also held to max_file_mb.")
+    serve_max_queue: int = Field(32, ge=1, description="Requests that may hold or wait for "
+                                 "a model at once in `feldspar serve`; more are answered "
+                                 "429 with Retry-After.")
     classify_teacher: str | None = Field(None, description="LLM that labels texts for "
                                          "`classify distill` and takes the cascade's hard "
                                          "cases (default: chat_model).")

@@ -23,7 +23,7 @@ from GET /v1/models. See docs/serve.md.
               help="Address to listen on (loopback only unless told otherwise).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 def serve(host: str, port: int) -> None:
-    """Serve the OpenAI-compatible API (chat completions, models, health)."""
+    """Serve the web page and the API: OpenAI's endpoints and Feldspar's own."""
     from feldspar.config import load_settings
     from feldspar.extras import require
     from feldspar.serve.app import create_app
@@ -33,7 +33,10 @@ def serve(host: str, port: int) -> None:
     settings = load_settings()
     _, made = load_keys(settings)
     app = create_app(settings)
-    click.echo(f"Feldspar on http://{host}:{port}/v1 (health: /health)", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Feldspar on http://{shown}:{port}/ (the page; the OpenAI-compatible API at "
+               f"http://{shown}:{port}/v1, metrics at /metrics)", err=True)
     if made is not None:
-        click.echo(f"API key: in {made} (send it as 'Authorization: Bearer KEY')", err=True)
+        click.echo(f"API key: in {made} (the page asks for it; clients send it as "
+                   "'Authorization: Bearer KEY')", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -19,7 +19,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -66,6 +66,8 @@ class Guard:
         self._detectors: dict[str, Detector] = dict(detectors or {})
         self._judge = judge
         self._lock = threading.Lock()
+        self.listeners: list[Callable[[str, str], None]] = []
+        """Called with (direction, action) for every decision `record` takes."""
 
     # What to screen for
 
@@ -172,6 +174,9 @@ class Guard:
         """Write decisions to the audit log (when guard_audit is on and there is a store);
         returns them with their `audit_id`. `ref` names what the texts belong to (a
         document's path)."""
+        for result in results:
+            for listener in self.listeners:
+                listener(result.direction, result.action)
         if not self.settings.guard_audit or self.store is None:
             return list(results)
         ids = self.store.add_audit([self._entry(t, r, source, model, ref)

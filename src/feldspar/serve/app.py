@@ -1,137 +1,148 @@
-"""The FastAPI application: OpenAI-compatible models and chat completions, health, keys.
+"""The FastAPI application: keys, limits, errors, health and metrics around the routes.
 
-Every route but /health asks for a key; every error is OpenAI's envelope; the default
-chat model loads in the background at start-up, and /health says 503 until it is ready.
+    request ─► key? (401) ─► body within its limit? (413) ─► route ─► guard ─► model
+            ─► OpenAI's envelope on every error; metrics on every answer
+
+Every route but /health, the page and its static files asks for a key; the default chat
+model loads in the background at start-up, and /health says 503 until it is ready.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feldspar.config import Settings, load_settings
 from feldspar.errors import FeldsparError
+from feldspar.serve import feldspar_routes, openai_routes, page
 from feldspar.serve.auth import authorized, load_keys
 from feldspar.serve.errors import APIError, from_feldspar
+from feldspar.serve.limits import Gate
+from feldspar.serve.metrics import CONTENT_TYPE
+from feldspar.serve.state import ServerState
 
 if TYPE_CHECKING:
-    from feldspar.datatypes import Completion, Message, TokenLogprob
-    from feldspar.models.base import ChatModel, GenerationOptions, Stream
-    from feldspar.models.spec import ModelSpec
+    from feldspar.workspace import Workspace
 
-OPEN_PATHS = frozenset({"/health"})
-DISCONNECT_POLL = 0.25
-"""Seconds between two checks that a streaming client is still there."""
+OPEN_PATHS = frozenset({"/health", "/"})
+OPEN_PREFIXES = ("/static/",)
+UPLOAD_PATH = "/api/collections/"
 
 
-class TextPart(BaseModel):
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "user", "assistant"]
-    content: str | list[TextPart]
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
-
-
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
-class JsonSchemaFormat(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    name: str | None = None
-    schema_: dict[str, Any] = Field(alias="schema")
-
-
-class ResponseFormat(BaseModel):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonSchemaFormat | None = None
-
-
-class ChatRequest(BaseModel):
-    """POST /v1/chat/completions, as OpenAI defines it (fields Feldspar ignores, such as
-    `user`, are accepted and ignored; ones it cannot honour are refused)."""
-
-    model_config = ConfigDict(extra="ignore")
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = Field(1, ge=1, le=1, description="One choice per request.")
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    response_format: ResponseFormat | None = None
-    logprobs: bool = False
-    top_logprobs: int | None = Field(None, ge=0, le=20)
-
-
-def create_app(settings: Settings | None = None, *, load_default: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, load_default: bool = True,
+               workspace: Workspace | None = None) -> FastAPI:
     """The application. With `load_default`, the default chat model loads at start-up in
     the background (/health answers 503 until it is ready)."""
+    from feldspar.workspace import Workspace
+
     settings = settings or load_settings()
     keys, _ = load_keys(settings)
+    state = ServerState(settings, workspace or Workspace(settings),
+                        Gate(settings.serve_max_queue))
     app = FastAPI(title="Feldspar", version=_version(),
-                  description="OpenAI-compatible API over Feldspar's models.")
-    ready = threading.Event()
-    app.state.settings, app.state.ready = settings, ready
+                  description="OpenAI-compatible API and Feldspar's own endpoints: "
+                  "documents, answers with citations, classification, the guard and its "
+                  "audit log. Send 'Authorization: Bearer KEY'.")
+    app.state.feldspar = state
 
     def warm() -> None:
         from feldspar.models.loading import get_model
 
         try:
             get_model(settings=settings)
+        except Exception:
+            pass
         finally:
-            ready.set()  # a model that fails to load is reported by the requests for it
+            state.ready.set()
 
     if load_default:
         app.router.on_startup.append(lambda: threading.Thread(target=warm, daemon=True,
                                                                name="feldspar-warm").start())
     else:
-        ready.set()
-    _install_checks(app, keys, settings)
+        state.ready.set()
+    app.router.on_shutdown.append(state.workspace.close)
+    _install_checks(app, keys, state)
     _install_errors(app)
-    _install_routes(app, settings, ready)
+    _install_routes(app, state)
+    openai_routes.install(app, state)
+    feldspar_routes.install(app, state)
+    page.install(app, state)
+    app.add_middleware(BodyLimit, body=_mb(settings.serve_max_body_mb),
+                       upload=_mb(settings.serve_max_upload_mb))
     return app
 
 
-def _install_checks(app: FastAPI, keys: list[str], settings: Settings) -> None:
-    """The key, then the body's size, before any route runs."""
-    limit = int(settings.serve_max_body_mb * 1_000_000)
+def _mb(value: float) -> int:
+    return int(value * 1_000_000)
+
+
+class BodyLimit:
+    """Refuse a body over its limit: at once from its Content-Length, or, when it has none
+    (chunked), by reading it here up to the limit. Uploads have a limit of their own."""
+
+    def __init__(self, app: ASGIApp, body: int, upload: int) -> None:
+        self.app, self.body, self.upload = app, body, upload
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        limit, what = self.body, "serve_max_body_mb"
+        if path.startswith(UPLOAD_PATH) and path.endswith("/documents"):
+            limit, what = self.upload, "serve_max_upload_mb"
+        too_large = APIError(413, f"The request body is over {limit / 1e6:g} MB ({what})",
+                             code="body_too_large")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _error(too_large)(scope, receive, send)
+            return
+        if length is None:  # chunked: read it here, up to the limit, then replay it
+            messages, seen = [], 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    await _error(too_large)(scope, receive, send)
+                    return
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+
+            async def replay() -> Message:
+                return messages.pop(0) if messages else await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _install_checks(app: FastAPI, keys: list[str], state: ServerState) -> None:
+    """The key before any route runs; metrics after each answer."""
+    metrics = state.metrics
 
     @app.middleware("http")
     async def check(request: Request, call_next: Any) -> Response:
-        if request.url.path not in OPEN_PATHS and not authorized(
+        started = time.perf_counter()
+        path = request.url.path
+        if not (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)) and not authorized(
                 request.headers.get("authorization"), keys):
-            return _error(APIError(401, "Missing or wrong API key; send 'Authorization: "
-                                   "Bearer KEY'", code="invalid_api_key"))
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > limit):
-            return _error(APIError(413, f"The request body is over "
-                                   f"{settings.serve_max_body_mb:g} MB", code="body_too_large"))
-        response: Response = await call_next(request)
+            response: Response = _error(APIError(
+                401, "Missing or wrong API key; send 'Authorization: Bearer KEY'",
+                code="invalid_api_key"))
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics.requests.labels(name, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(name).observe(time.perf_counter() - started)
         return response
 
 
@@ -163,106 +174,19 @@ def _install_errors(app: FastAPI) -> None:
                                type="api_error", code="server_error"))
 
 
-def _install_routes(app: FastAPI, settings: Settings, ready: threading.Event) -> None:
-    @app.get("/health")
+def _install_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/health", tags=["server"])
     def health() -> Response:
-        if not ready.is_set():
+        """200 when the default chat model is ready, 503 with Retry-After while it loads."""
+        if not state.ready.is_set():
             return JSONResponse({"status": "loading"}, status_code=503,
                                 headers={"Retry-After": "1"})
         return JSONResponse({"status": "ok"})
 
-    @app.get("/v1/models")
-    def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(s) for s in _served(settings)]}
-
-    @app.get("/v1/models/{model_id:path}")
-    def get_model_card(model_id: str) -> dict[str, Any]:
-        for spec in _served(settings):
-            if spec.name == model_id:
-                return _model_card(spec)
-        raise APIError(404, f"The model '{model_id}' does not exist; GET /v1/models lists "
-                       "them", code="model_not_found", param="model")
-
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: ChatRequest,
-                               request: Request) -> Response | dict[str, Any]:
-        from feldspar.models.loading import get_model
-
-        model = await run_in_threadpool(get_model, body.model, settings=settings)
-        options = _options(body, settings)
-        messages: list[Message] = [{"role": m.role, "content": m.text()}
-                                   for m in body.messages]
-        if not body.stream:
-            done = await run_in_threadpool(model.complete, messages, options=options)
-            return _completion(model, done, body)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await streamed(model, messages, options, body, include_usage, request)
-
-
-async def streamed(model: ChatModel, messages: list[Message], options: GenerationOptions,
-                   body: ChatRequest, include_usage: bool, request: Request) -> Response:
-    """A streamed completion. One thread of its own starts the generation and makes all
-    its events (a model's stream belongs to the thread that reads it); a bad request (a
-    prompt over the context...) raises before any event is sent. The thread stops, and
-    frees the model, as soon as the client is gone: a watcher asks every DISCONNECT_POLL
-    seconds, so that a client that leaves while nobody reads the stream still frees it."""
-    loop = asyncio.get_running_loop()
-    started: asyncio.Future[None] = loop.create_future()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    stop = threading.Event()
-
-    def settle(exc: Exception | None) -> None:  # in the loop; the request may be gone
-        if started.done():
-            return
-        if exc is None:
-            started.set_result(None)
-        else:
-            started.set_exception(exc)
-
-    def produce() -> None:
-        try:
-            stream = model.stream(messages, options=options)
-        except Exception as exc:
-            loop.call_soon_threadsafe(settle, exc)
-            return
-        loop.call_soon_threadsafe(settle, None)
-        events = _events(model, stream, body, include_usage)
-        try:
-            for event in events:
-                if stop.is_set():
-                    break
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-        finally:
-            events.close()  # in the thread that reads it: the model is freed
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    threading.Thread(target=produce, name="feldspar-stream", daemon=True).start()
-    try:
-        await started
-    except asyncio.CancelledError:  # the client left before the first token
-        stop.set()
-        raise
-    return StreamingResponse(_relay(queue, stop, request), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
-
-
-async def _relay(queue: asyncio.Queue[str | None], stop: threading.Event,
-                 request: Request) -> AsyncIterator[str]:
-    """The events from `queue` until its end (None); `stop` is set when the client goes."""
-    async def watch() -> None:
-        while not stop.is_set():
-            if await request.is_disconnected():
-                stop.set()
-                return
-            await asyncio.sleep(DISCONNECT_POLL)
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        while (event := await queue.get()) is not None:
-            yield event
-    finally:
-        stop.set()
-        watcher.cancel()
+    @app.get("/metrics", tags=["server"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics: requests, latency, tokens and tokens/s, guard decisions."""
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 def _version() -> str:
@@ -273,101 +197,3 @@ def _version() -> str:
 
 def _error(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-
-def _served(settings: Settings) -> list[ModelSpec]:
-    """The models a request may name: chat and embedding models that the license policy
-    allows."""
-    from feldspar.models.licenses import is_allowed
-    from feldspar.models.lookup import all_specs
-
-    return [s for s in all_specs(settings)
-            if is_allowed(s, settings) and {"chat", "guard", "embed"} & set(s.roles)]
-
-
-def _model_card(spec: ModelSpec) -> dict[str, Any]:
-    return {"id": spec.name, "object": "model", "created": 0, "owned_by": "feldspar",
-            "license": spec.license, "roles": list(spec.roles)}
-
-
-def _options(body: ChatRequest, settings: Settings) -> GenerationOptions:
-    from feldspar.models.base import GenerationOptions
-
-    wanted = body.max_completion_tokens or body.max_tokens
-    if wanted is not None and wanted > settings.serve_max_tokens:
-        raise APIError(400, f"max_tokens is over this server's limit of "
-                       f"{settings.serve_max_tokens}", param="max_tokens")
-    schema = None
-    if body.response_format is not None and body.response_format.type == "json_object":
-        schema = {"type": "object"}
-    elif body.response_format is not None and body.response_format.type == "json_schema":
-        if body.response_format.json_schema is None:
-            raise APIError(400, "response_format json_schema needs a json_schema",
-                           param="response_format")
-        schema = body.response_format.json_schema.schema_
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    top = body.top_logprobs or 0
-    return GenerationOptions(max_tokens=wanted or settings.serve_max_tokens,
-                             temperature=body.temperature, top_p=body.top_p, seed=body.seed,
-                             stop=stop, json_schema=schema,
-                             logprobs=top if body.logprobs else None)
-
-
-def _logprobs(pieces: Sequence[TokenLogprob]) -> dict[str, Any]:
-    return {"content": [{"token": p.token, "logprob": p.logprob,
-                         "top_logprobs": [{"token": t, "logprob": lp} for t, lp in p.top]}
-                        for p in pieces]}
-
-
-def _completion(model: ChatModel, done: Completion, body: ChatRequest) -> dict[str, Any]:
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-            "created": int(time.time()), "model": model.spec.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
-                         "logprobs": _logprobs(done.logprobs) if body.logprobs else None,
-                         "finish_reason": _finish(done.finish_reason)}],
-            "usage": _usage(done)}
-
-
-def _finish(reason: str) -> str:
-    return reason if reason in ("stop", "length", "content_filter") else "stop"
-
-
-def _usage(done: Completion) -> dict[str, int]:
-    return {"prompt_tokens": done.usage.prompt_tokens,
-            "completion_tokens": done.usage.completion_tokens,
-            "total_tokens": done.usage.prompt_tokens + done.usage.completion_tokens}
-
-
-def _events(model: ChatModel, stream: Stream, body: ChatRequest,
-            include_usage: bool) -> Generator[str, None, None]:
-    """Server-sent events of a streamed completion, ending with one `data: [DONE]`; the
-    model is freed (the stream closed) however the client leaves."""
-    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None = None,
-              logprobs: dict[str, Any] | None = None) -> str:
-        data = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                "model": model.spec.name,
-                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
-                             "finish_reason": finish}]}
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        seen = 0
-        for piece in stream:
-            fresh = stream.logprobs[seen:]  # the tokens this piece of text came with
-            seen += len(fresh)
-            yield chunk({"content": piece},
-                        logprobs=_logprobs(fresh) if body.logprobs else None)
-        done = stream.result()
-        yield chunk({}, _finish(done.finish_reason))
-        if include_usage:
-            usage = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                     "model": model.spec.name, "choices": [], "usage": _usage(done)}
-            yield f"data: {json.dumps(usage)}\n\n"
-    except FeldsparError as exc:
-        yield f"data: {json.dumps(from_feldspar(exc).body())}\n\n"
-    finally:
-        stream.close()
-    yield "data: [DONE]\n\n"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.exceptions import HTTPException
+
 from feldspar.errors import (
     ContextOverflow,
     FeldsparError,
@@ -18,15 +20,19 @@ from feldspar.errors import (
 )
 
 
-class APIError(Exception):
-    """An error to answer with: HTTP status, OpenAI error type and code."""
+class APIError(HTTPException):
+    """An error to answer with: HTTP status, OpenAI error type and code. (An HTTPException,
+    so that FastAPI passes it through when it is raised while reading a body.)"""
 
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",  # noqa: A002
                  code: str | None = None, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
+        super().__init__(status, message, headers)
         self.status, self.message, self.type = status, message, type
-        self.code, self.param, self.headers = code, param, headers
+        self.code, self.param = code, param
+
+    def __str__(self) -> str:
+        return self.message
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param,

@@ -1,0 +1,504 @@
+"""OpenAI's endpoints: models, chat completions (a `rag:COLLECTION` model answers from
+documents), text completions and embeddings, with the guard on every request."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from feldspar.errors import FeldsparError
+from feldspar.serve import guarding
+from feldspar.serve.errors import APIError, from_feldspar
+from feldspar.serve.schemas import (
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    Sampling,
+)
+from feldspar.serve.streaming import DONE, event_stream, sse
+
+if TYPE_CHECKING:
+    from feldspar.datatypes import Completion, Message, TokenLogprob
+    from feldspar.guard.verdicts import GuardResult
+    from feldspar.models.base import ChatModel, GenerationOptions, Stream
+    from feldspar.models.spec import ModelSpec
+    from feldspar.rag.answer import Answer
+    from feldspar.serve.state import ServerState
+
+RAG_PREFIX = "rag:"
+
+
+def install(app: FastAPI, state: ServerState) -> None:
+    _install_models(app, state)
+    _install_generation(app, state)
+
+
+def _install_models(app: FastAPI, state: ServerState) -> None:
+    @app.get("/v1/models", tags=["openai"])
+    def list_models() -> dict[str, Any]:
+        """The models a request may name: chat, guard and embedding models the license
+        policy allows, and `rag:COLLECTION` for each collection."""
+        return {"object": "list", "data": [*(_model_card(s) for s in _served(state)),
+                                           *(_rag_card(name) for name in _rag_models(state))]}
+
+    @app.get("/v1/models/{model_id:path}", tags=["openai"])
+    def get_model_card(model_id: str) -> dict[str, Any]:
+        for spec in _served(state):
+            if spec.name == model_id:
+                return _model_card(spec)
+        if model_id.startswith(RAG_PREFIX) and model_id in _rag_models(state):
+            return _rag_card(model_id)
+        raise unknown_model(model_id)
+
+
+def _install_generation(app: FastAPI, state: ServerState) -> None:
+    settings = state.settings
+
+    @app.post("/v1/chat/completions", response_model=None, tags=["openai"])
+    async def chat_completions(body: ChatRequest, request: Request) -> Response | dict[str, Any]:
+        """OpenAI's chat completions, streamed or not. `rag:COLLECTION` answers from a
+        collection with checked citations: inline markers and a Sources block, and the
+        whole answer in the extra field `feldspar`."""
+        messages: list[Message] = [{"role": m.role, "content": m.text()} for m in body.messages]
+        options = _options(body, settings, body.max_completion_tokens)
+        if body.model.startswith(RAG_PREFIX):
+            return await _generate(state, body, request,
+                                   lambda: _rag_events(state, body, messages, options),
+                                   lambda: _rag_reply(state, body, messages, options))
+        return await _generate(state, body, request,
+                               lambda: _chat_events(state, body, messages, options),
+                               lambda: _chat_reply(state, body, messages, options))
+
+    @app.post("/v1/completions", response_model=None, tags=["openai"])
+    async def completions(body: CompletionRequest,
+                          request: Request) -> Response | dict[str, Any]:
+        """OpenAI's (legacy) text completions. Each prompt goes to the model's chat
+        template as one user message; a list of prompts gives one choice each."""
+        if body.echo or body.suffix:
+            raise APIError(400, "echo and suffix are not supported", code="unsupported_parameter",
+                           param="echo" if body.echo else "suffix")
+        prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+        if not prompts:
+            raise APIError(400, "prompt is empty; give a string or a list of strings",
+                           param="prompt")
+        if body.stream and len(prompts) > 1:
+            raise APIError(400, "A streamed completion takes one prompt", param="prompt")
+        options = _options(body, settings, None, logprobs=body.logprobs)
+        return await _generate(state, body, request,
+                               lambda: _text_events(state, body, prompts[0], options),
+                               lambda: _text_reply(state, body, prompts, options))
+
+    @app.post("/v1/embeddings", tags=["openai"])
+    async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
+        """OpenAI's embeddings: unit-length vectors, as floats or base64 float32."""
+        with state.busy():
+            return await run_in_threadpool(_embeddings, state, body)
+
+
+def unknown_model(model_id: str) -> APIError:
+    return APIError(404, f"The model '{model_id}' does not exist; GET /v1/models lists them",
+                    code="model_not_found", param="model")
+
+
+async def _generate(state: ServerState, body: Sampling, request: Request,
+                    events: Any, reply: Any) -> Response | dict[str, Any]:
+    """Run `reply` (a dict) or, for a stream, `events` (SSE strings) in a thread, holding a
+    place among the busy requests until it ends."""
+    state.enter()
+    if not body.stream:
+        try:
+            result: dict[str, Any] = await run_in_threadpool(reply)
+            return result
+        finally:
+            state.leave()
+    return await event_stream(events, request, on_end=state.leave)  # leaves however it ends
+
+
+# Chat
+
+def _chat_reply(state: ServerState, body: ChatRequest, messages: list[Message],
+                options: GenerationOptions) -> dict[str, Any]:
+    model = _chat_model(state, body.model)
+    guard = state.guard
+    messages, inputs = guarding.screen_messages(guard, messages, model.spec.name)
+    done = model.complete(messages, options=options)
+    state.metrics.completion(model.spec.name, done)
+    output = guarding.screen_reply(guard, done.text, guarding.last_user(messages),
+                                   model.spec.name)
+    text = guarding.reply_text(done.text, output)
+    finish = "content_filter" if output is not None and output.blocked else done.finish_reason
+    logprobs = _logprobs(done.logprobs) if body.logprobs and text == done.text else None
+    out = _chat_body(model.spec.name, text, finish, _usage(done), logprobs)
+    if guard is not None:
+        out["feldspar"] = {"guard": guarding.summary(inputs, output)}
+    return out
+
+
+def _chat_events(state: ServerState, body: ChatRequest, messages: list[Message],
+                 options: GenerationOptions) -> Iterator[str]:
+    model = _chat_model(state, body.model)
+    guard = state.guard
+    messages, inputs = guarding.screen_messages(guard, messages, model.spec.name)
+    stream = model.stream(messages, options=options)
+    return _chat_stream(state, model.spec.name, stream, body, guarding.last_user(messages),
+                        inputs)
+
+
+def _chat_stream(state: ServerState, name: str, stream: Stream, body: ChatRequest,
+                 prompt: str | None, inputs: list[GuardResult]) -> Generator[str, None, None]:
+    """Server-sent events of a streamed chat completion, ending with one `data: [DONE]`;
+    the model is freed (the stream closed) however the client leaves."""
+    chunk = _chunker(name, "chat.completion.chunk")
+    reply = GuardedReply(state, name, stream, prompt)
+    try:
+        yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                      "logprobs": None, "finish_reason": None}])
+        for piece, fresh in reply:
+            yield chunk([{"index": 0, "delta": {"content": piece},
+                          "logprobs": _logprobs(fresh) if body.logprobs else None,
+                          "finish_reason": None}])
+        done, output, finish = reply.finish()
+        last: dict[str, Any] = {}
+        if state.guard is not None:
+            last["feldspar"] = {"guard": guarding.summary(inputs, output)}
+        yield chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
+                    **last)
+        if body.stream_options and body.stream_options.include_usage:
+            yield chunk([], usage=_usage(done))
+    except FeldsparError as exc:
+        yield sse(from_feldspar(exc).body())
+    finally:
+        stream.close()
+    yield DONE
+
+
+class GuardedReply:
+    """A streamed reply under the output policy: iterate for (text, its tokens'
+    log-probabilities), then `finish()` for the completion, the guard's decision and the
+    finish reason."""
+
+    def __init__(self, state: ServerState, name: str, stream: Stream,
+                 prompt: str | None) -> None:
+        self._state, self._name, self._stream = state, name, stream
+        self._guarded = guarding.guarded_pieces(state.guard, stream, prompt, name)
+
+    def __iter__(self) -> Iterator[tuple[str, Sequence[TokenLogprob]]]:
+        seen = 0
+        for piece in self._guarded or self._stream:
+            fresh = self._stream.logprobs[seen:]  # the tokens that came with this text
+            seen += len(fresh)
+            yield piece, fresh
+
+    def finish(self) -> tuple[Completion, GuardResult | None, str]:
+        if self._guarded is not None and self._guarded.blocked:
+            self._stream.close()  # nothing more of it will be shown: stop generating
+        done = self._stream.result()
+        self._state.metrics.completion(self._name, done)
+        output = self._guarded.result() if self._guarded is not None else None
+        blocked = output is not None and output.blocked
+        return done, output, _finish("content_filter" if blocked else done.finish_reason)
+
+
+# rag:COLLECTION
+
+def _rag_collection(state: ServerState, model_id: str) -> str:
+    name = model_id.removeprefix(RAG_PREFIX)
+    if not name or state.workspace.store.collection(name) is None:
+        raise unknown_model(model_id)
+    return name
+
+
+def _rag_start(state: ServerState, body: ChatRequest, messages: list[Message],
+               options: GenerationOptions) -> Any:
+    """Start answering the last user message from the collection; earlier messages are
+    the conversation."""
+    from feldspar.guard.screen import Blocked
+
+    collection = _rag_collection(state, body.model)
+    if options.json_schema is not None or options.logprobs is not None:
+        raise APIError(400, "A rag: model takes no response_format nor logprobs",
+                       code="unsupported_parameter")
+    if messages[-1]["role"] != "user":
+        raise APIError(400, "The last message of a rag: request must be the user's question",
+                       param="messages")
+    history = [m for m in messages[:-1] if m["role"] in ("user", "assistant")]
+    try:
+        return state.workspace.ask_stream(messages[-1]["content"], collection=collection,
+                                          history=history, options=options)
+    except Blocked as exc:
+        raise guarding.blocked_input(exc.result) from None
+
+
+def _rag_reply(state: ServerState, body: ChatRequest, messages: list[Message],
+               options: GenerationOptions) -> dict[str, Any]:
+    answer = _rag_start(state, body, messages, options).result()
+    text = answer.text + sources_block(answer)
+    out = _chat_body(body.model, text, _rag_finish(answer), _answer_usage(answer), None)
+    out["feldspar"] = answer.to_dict()
+    return out
+
+
+def _rag_events(state: ServerState, body: ChatRequest, messages: list[Message],
+                options: GenerationOptions) -> Iterator[str]:
+    answering = _rag_start(state, body, messages, options)
+    chunk = _chunker(body.model, "chat.completion.chunk")
+
+    def delta(text: str, finish: str | None = None, **extra: Any) -> str:
+        content = {"content": text} if text else {}
+        return chunk([{"index": 0, "delta": content, "logprobs": None,
+                       "finish_reason": finish}], **extra)
+
+    def events() -> Generator[str, None, None]:
+        try:
+            yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                          "logprobs": None, "finish_reason": None}])
+            for piece in answering:
+                yield delta(piece)
+            answer = answering.result()
+            tail = sources_block(answer)
+            if answer.abstained and answer.draft is not None and answer.reason not in (
+                    "blocked by the guard", "model declined"):
+                tail = f"\n\n{answer.text} (The draft above is not supported by the sources.)"
+            yield delta(tail, _rag_finish(answer), feldspar=answer.to_dict())
+            if body.stream_options and body.stream_options.include_usage:
+                yield chunk([], usage=_answer_usage(answer))
+        except FeldsparError as exc:
+            yield sse(from_feldspar(exc).body())
+        finally:
+            answering.close()
+        yield DONE
+
+    return events()
+
+
+def sources_block(answer: Answer) -> str:
+    """The cited sources under an answer: "[1] path, lines 3-9: “quote”"."""
+    cited: dict[int, str] = {}
+    for citation in answer.citations:
+        if citation.marker in cited:
+            continue
+        source = next((s for s in answer.sources if s.marker == citation.marker), None)
+        where = ""
+        if source is not None:
+            where = (f", page {source.page}" if source.page else
+                     f", lines {source.lines[0]}-{source.lines[1]}")
+        quote = " ".join(citation.quote.split())
+        quote = quote if len(quote) <= 160 else quote[:157] + "..."
+        cited[citation.marker] = f"[{citation.marker}] {citation.source}{where}: \"{quote}\""
+    if not cited:
+        return ""
+    return "\n\nSources:\n" + "\n".join(cited[m] for m in sorted(cited))
+
+
+def _rag_finish(answer: Answer) -> str:
+    return "content_filter" if answer.reason == "blocked by the guard" else "stop"
+
+
+def _answer_usage(answer: Answer) -> dict[str, int]:
+    return {"prompt_tokens": answer.usage.prompt_tokens,
+            "completion_tokens": answer.usage.completion_tokens,
+            "total_tokens": answer.usage.total_tokens}
+
+
+# Text completions
+
+def _text_reply(state: ServerState, body: CompletionRequest, prompts: list[str],
+                options: GenerationOptions) -> dict[str, Any]:
+    model = _chat_model(state, body.model)
+    guard = state.guard
+    guarding.screen_prompts(guard, prompts, model.spec.name)
+    choices, prompt_tokens, completion_tokens = [], 0, 0
+    for index, prompt in enumerate(prompts):
+        done = model.complete(prompt, options=options)
+        state.metrics.completion(model.spec.name, done)
+        output = guarding.screen_reply(guard, done.text, prompt, model.spec.name)
+        text = guarding.reply_text(done.text, output)
+        finish = "content_filter" if output is not None and output.blocked else \
+            done.finish_reason
+        choices.append({"index": index, "text": text, "finish_reason": _finish(finish),
+                        "logprobs": _text_logprobs(done.logprobs)
+                        if body.logprobs is not None and text == done.text else None})
+        prompt_tokens += done.usage.prompt_tokens
+        completion_tokens += done.usage.completion_tokens
+    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+            "created": int(time.time()), "model": model.spec.name, "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def _text_events(state: ServerState, body: CompletionRequest, prompt: str,
+                 options: GenerationOptions) -> Iterator[str]:
+    model = _chat_model(state, body.model)
+    guard = state.guard
+    guarding.screen_prompts(guard, [prompt], model.spec.name)
+    stream = model.stream(prompt, options=options)
+    name = model.spec.name
+    chunk = _chunker(name, "text_completion")
+
+    def events() -> Generator[str, None, None]:
+        try:
+            reply = GuardedReply(state, name, stream, prompt)
+            for piece, fresh in reply:
+                yield chunk([{"index": 0, "text": piece, "finish_reason": None,
+                              "logprobs": _text_logprobs(fresh)
+                              if body.logprobs is not None else None}])
+            done, _, finish = reply.finish()
+            yield chunk([{"index": 0, "text": "", "finish_reason": finish, "logprobs": None}])
+            if body.stream_options and body.stream_options.include_usage:
+                yield chunk([], usage=_usage(done))
+        except FeldsparError as exc:
+            yield sse(from_feldspar(exc).body())
+        finally:
+            stream.close()
+        yield DONE
+
+    return events()
+
+
+def _text_logprobs(pieces: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """The legacy completions' shape of log-probabilities."""
+    offsets, at = [], 0
+    for piece in pieces:
+        offsets.append(at)
+        at += len(piece.token)
+    return {"tokens": [p.token for p in pieces], "token_logprobs": [p.logprob for p in pieces],
+            "top_logprobs": [dict(p.top) for p in pieces], "text_offset": offsets}
+
+
+# Embeddings
+
+def _embeddings(state: ServerState, body: EmbeddingRequest) -> dict[str, Any]:
+    from feldspar.models.loading import get_embedder
+
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not texts:
+        raise APIError(400, "input is empty; give a string or a list of strings",
+                       param="input")
+    embedder = get_embedder(body.model, settings=state.settings)
+    if body.dimensions is not None and body.dimensions != embedder.dimension:
+        raise APIError(400, f"'{embedder.spec.name}' makes vectors of {embedder.dimension} "
+                       f"dimensions, not {body.dimensions}; leave dimensions out",
+                       param="dimensions")
+    vectors = embedder.embed(texts)
+    tokens = sum(len(embedder.token_spans(t)) for t in texts)
+    data = []
+    for i, vector in enumerate(vectors):
+        value: Any = (base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+                      if body.encoding_format == "base64" else vector.tolist())
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    return {"object": "list", "data": data, "model": embedder.spec.name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+# Shared
+
+def _chat_model(state: ServerState, name: str) -> ChatModel:
+    from feldspar.models.loading import get_model
+
+    if name.startswith(RAG_PREFIX):
+        raise unknown_model(name)
+    return get_model(name, settings=state.settings)
+
+
+def _served(state: ServerState) -> list[ModelSpec]:
+    """The models a request may name: chat and embedding models that the license policy
+    allows."""
+    from feldspar.models.licenses import is_allowed
+    from feldspar.models.lookup import all_specs
+
+    settings = state.settings
+    return [s for s in all_specs(settings)
+            if is_allowed(s, settings) and {"chat", "guard", "embed"} & set(s.roles)]
+
+
+def _rag_models(state: ServerState) -> list[str]:
+    return [f"{RAG_PREFIX}{c.name}" for c in state.workspace.collections()]
+
+
+def _model_card(spec: ModelSpec) -> dict[str, Any]:
+    return {"id": spec.name, "object": "model", "created": 0, "owned_by": "feldspar",
+            "license": spec.license, "roles": list(spec.roles)}
+
+
+def _rag_card(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "feldspar",
+            "roles": ["rag"]}
+
+
+def _options(body: Sampling, settings: Any, max_completion: int | None, *,
+             logprobs: int | None = None) -> GenerationOptions:
+    from feldspar.models.base import GenerationOptions
+
+    wanted = max_completion or body.max_tokens
+    if wanted is not None and wanted > settings.serve_max_tokens:
+        raise APIError(400, f"max_tokens is over this server's limit of "
+                       f"{settings.serve_max_tokens}", param="max_tokens")
+    schema = None
+    if isinstance(body, ChatRequest):
+        schema = _schema(body)
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    if any(not s for s in stop):
+        raise APIError(400, "stop strings must not be empty", param="stop")
+    if len(stop) > 4:
+        raise APIError(400, "At most 4 stop strings", param="stop")
+    return GenerationOptions(max_tokens=wanted or settings.serve_max_tokens,
+                             temperature=body.temperature, top_p=body.top_p, seed=body.seed,
+                             stop=stop, json_schema=schema, logprobs=logprobs)
+
+
+def _schema(body: ChatRequest) -> dict[str, Any] | None:
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "object"}
+    if fmt.json_schema is None:
+        raise APIError(400, "response_format json_schema needs a json_schema",
+                       param="response_format")
+    return fmt.json_schema.schema_
+
+
+def _logprobs(pieces: Sequence[TokenLogprob]) -> dict[str, Any]:
+    return {"content": [{"token": p.token, "logprob": p.logprob,
+                         "top_logprobs": [{"token": t, "logprob": lp} for t, lp in p.top]}
+                        for p in pieces]}
+
+
+def _chat_body(model: str, text: str, finish: str, usage: dict[str, int],
+               logprobs: dict[str, Any] | None) -> dict[str, Any]:
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "logprobs": logprobs, "finish_reason": _finish(finish)}],
+            "usage": usage}
+
+
+def _chunker(model: str, kind: str) -> Callable[..., str]:
+    """A function that makes one event of a stream, all with the same id."""
+    ident = f"{'chatcmpl' if kind.startswith('chat') else 'cmpl'}-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return sse({"id": ident, "object": kind, "created": created, "model": model,
+                    "choices": choices, **extra})
+
+    return chunk
+
+
+def _finish(reason: str) -> str:
+    return reason if reason in ("stop", "length", "content_filter") else "stop"
+
+
+def _usage(done: Completion) -> dict[str, int]:
+    return {"prompt_tokens": done.usage.prompt_tokens,
+            "completion_tokens": done.usage.completion_tokens,
+            "total_tokens": done.usage.prompt_tokens + done.usage.completion_tokens}
+

@@ -1,0 +1,106 @@
+"""Server-sent events made in a thread of their own, relayed to the client.
+
+A model's stream belongs to the thread that reads it: one thread starts the work and makes
+every event, so a bad request (a prompt over the context) raises before any event is sent
+and becomes an ordinary error answer. The thread stops, and frees the model, as soon as the
+client is gone: a watcher asks every DISCONNECT_POLL seconds, so that a client that leaves
+while nobody reads the stream still frees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+DISCONNECT_POLL = 0.25
+"""Seconds between two checks that a streaming client is still there."""
+DONE = "data: [DONE]\n\n"
+
+
+def sse(data: Any) -> str:
+    """One server-sent event carrying `data` as JSON."""
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def event_stream(start: Callable[[], Iterator[str]], request: Request,
+                       on_end: Callable[[], None] | None = None) -> Response:
+    """Call `start` in a thread of its own and stream the events it returns. `start` does
+    the work that may fail (its exception propagates here, before any event); iterating
+    what it returns makes the events, and closing it frees what it holds. `on_end` runs
+    once the events are over, however they end."""
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[None] = loop.create_future()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    stop = threading.Event()
+
+    def settle(exc: BaseException | None) -> None:  # in the loop; the request may be gone
+        if started.done():
+            return
+        if exc is None:
+            started.set_result(None)
+        else:
+            started.set_exception(exc)
+
+    def produce() -> None:
+        try:
+            _produce(start, loop, settle, queue, stop)
+        finally:
+            if on_end is not None:
+                on_end()
+
+    threading.Thread(target=produce, name="feldspar-stream", daemon=True).start()
+    try:
+        await started
+    except asyncio.CancelledError:  # the client left before the first event
+        stop.set()
+        raise
+    return StreamingResponse(_relay(queue, stop, request), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _produce(start: Callable[[], Iterator[str]], loop: asyncio.AbstractEventLoop,
+             settle: Callable[[BaseException | None], None],
+             queue: asyncio.Queue[str | None], stop: threading.Event) -> None:
+    """In the stream's thread: start, say so (or how it failed), then queue the events
+    until they end or the client is gone; None marks the end."""
+    try:
+        events = start()
+    except Exception as exc:
+        loop.call_soon_threadsafe(settle, exc)
+        return
+    loop.call_soon_threadsafe(settle, None)
+    try:
+        for event in events:
+            if stop.is_set():
+                break
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # in the thread that reads it: the model is freed
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+async def _relay(queue: asyncio.Queue[str | None], stop: threading.Event,
+                 request: Request) -> AsyncIterator[str]:
+    """The events from `queue` until its end (None); `stop` is set when the client goes."""
+    async def watch() -> None:
+        while not stop.is_set():
+            if await request.is_disconnected():
+                stop.set()
+                return
+            await asyncio.sleep(DISCONNECT_POLL)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        stop.set()
+        watcher.cancel()
