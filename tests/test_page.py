@@ -198,7 +198,8 @@ def test_a_blocked_question_shows_the_guards_block(server: str, page: Page) -> N
         "Is AKIAIOSFODNN7EXAMPLE with secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ours?")
     page.get_by_role("button", name="Ask", exact=True).click()
     notice = page.locator("#answer .notice.blocked")
-    expect(notice).to_contain_text("The guard blocked this question")
+    expect(notice).to_contain_text("Blocked by the guard")
+    expect(notice).to_contain_text("secrets")
     expect(page.locator("#answer")).to_have_attribute("data-state", "blocked")
 
 

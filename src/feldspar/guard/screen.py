@@ -259,7 +259,7 @@ def sha256(text: str) -> str:
 HOLD_CHARS = 400
 """A streamed answer is released a sentence at a time, or about this many characters at a
 time when sentences run long."""
-TAIL_CHARS = 200
+TAIL_CHARS = 64
 """Held back behind every release and screened again with the next text, so that a
 number, an address or a key that the release point would cut is seen whole."""
 PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}-----")

@@ -26,6 +26,7 @@ from feldspar.serve.auth import authorized, load_keys
 from feldspar.serve.errors import APIError, from_feldspar
 from feldspar.serve.limits import Gate
 from feldspar.serve.metrics import CONTENT_TYPE
+from feldspar.serve.schemas import ERRORS
 from feldspar.serve.state import ServerState
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, *, load_default: bool = True,
     app = FastAPI(title="Feldspar", version=_version(),
                   description="OpenAI-compatible API and Feldspar's own endpoints: "
                   "documents, answers with citations, classification, the guard and its "
-                  "audit log. Send 'Authorization: Bearer KEY'.")
+                  "audit log. Send 'Authorization: Bearer KEY'.", responses=ERRORS)
     app.state.feldspar = state
 
     def warm() -> None:

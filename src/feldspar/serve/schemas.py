@@ -135,3 +135,26 @@ class GuardRequest(BaseModel):
     risks: list[str] | None = Field(None, max_length=50)
     prompt: str | None = Field(None, max_length=MAX_TEXT_CHARS)
     context: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error envelope: every answer that is not 2xx."""
+
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what} for status, what in (
+        (400, "Invalid request, or blocked by the guard (code content_filter)"),
+        (401, "Missing or wrong API key"), (403, "Refused by the license policy"),
+        (404, "No such model, collection or entry"), (413, "Body or upload too large"),
+        (429, "Busy: retry after Retry-After seconds"),
+        (502, "A remote model failed"), (503, "The store is unavailable"))}
+"""The error answers every route may give, for the OpenAPI spec."""

@@ -194,7 +194,7 @@
       `unchanged ${count(report.unchanged)}`];
     if (count(report.skipped)) parts.push(`skipped ${count(report.skipped)}`);
     const seconds = typeof report.seconds === "number" ? ` in ${report.seconds.toFixed(1)} s` : "";
-    const items = [el("p", { class: "ok" },
+    const items = [el("p", { class: "success" },
       `${parts.join(", ")} in “${report.collection}”: ${plural(report.chunks || 0, "chunk")}` +
       ` indexed${seconds}.`)];
     if (count(report.skipped)) {
@@ -342,7 +342,9 @@
       } else if (error.code === "content_filter" && !streamed) {
         answerBox.dataset.state = "blocked";
         fill(answerBox, el("div", { class: "notice blocked", role: "alert" },
-          el("strong", {}, "The guard blocked this question. "), error.message));
+          el("strong", {}, "Blocked by the guard. "), error.message,
+          el("p", { class: "hint" }, "Rephrase the question without the flagged content, " +
+            "or ask whoever runs Feldspar to look the decision up in the audit log.")));
       } else {
         showProblem(error.message, draft.textContent);
       }
