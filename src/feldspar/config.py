@@ -103,6 +103,15 @@ class Settings(BaseSettings):
         description="Context tokens to allocate for in-process models, capped by each "
         "model's own maximum.",
     )
+    flash_attention: bool = Field(False, description="Flash attention in llama.cpp (GGUF "
+                                  "models): faster, with slightly different numbers.")
+    llama_parallel: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Sequences a GGUF chat model decodes together (continuous batching); "
+        "1 runs one generation at a time. feldspar serve sets it from serve_parallel.",
+    )
     openai_base_url: str | None = Field(
         None,
         description="Base URL of an OpenAI-compatible server, used by 'openai:MODEL' names.",
@@ -183,9 +192,11 @@ class Settings(BaseSettings):
     serve_max_upload_mb: float = Field(100.0, gt=0, description="Largest upload (all its "
                                        "files) to `feldspar serve`, in MB; each file is "
                                        "also held to max_file_mb.")
-    serve_max_queue: int = Field(32, ge=1, description="Requests that may hold or wait for "
-                                 "a model at once in `feldspar serve`; more are answered "
-                                 "429 with Retry-After.")
+    serve_parallel: int = Field(4, ge=1, le=64, description="Sequences a GGUF chat model "
+                                "decodes together in `feldspar serve` (its llama_parallel).")
+    serve_max_queue: int = Field(32, ge=1, le=1000, description="Requests that may hold or "
+                                 "wait for a model at once in `feldspar serve`; more are "
+                                 "answered 429 with Retry-After.")
     classify_teacher: str | None = Field(None, description="LLM that labels texts for "
                                          "`classify distill` and takes the cascade's hard "
                                          "cases (default: chat_model).")

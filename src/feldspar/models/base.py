@@ -310,6 +310,11 @@ class Embedder(Model):
 
         return [match.span() for match in re.finditer(r"\w+|[^\w\s]", text)]
 
+    def input_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads for `texts` (for usage counts); backends with a tokenizer
+        count its ids, special tokens and truncation included."""
+        return sum(len(self.token_spans(text)) for text in texts)
+
     @property
     def max_tokens(self) -> int:
         """Most tokens of text one input can hold before truncation, special tokens excluded."""

@@ -39,7 +39,8 @@ def _get(kind: str, name: str | None, settings: Settings | None) -> Any:
             "see 'feldspar models list' for each model's roles"
         )
     check_license(spec, settings)
-    key = (kind, spec, settings.context_length, settings.threads, settings.request_timeout)
+    key = (kind, spec, settings.context_length, settings.threads, settings.request_timeout,
+           settings.llama_parallel, settings.flash_attention)
     with _lock:
         model = _loaded.get(key)
         if model is None:

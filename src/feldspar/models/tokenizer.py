@@ -6,7 +6,9 @@ backend tokenizes with it too; both read the folder here, without torch or trans
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,8 @@ class TextTokenizer:
         """Most tokens of text one input can hold before truncation (specials excluded)."""
         self._truncator = type(tokenizer).from_str(tokenizer.to_str())
         self._truncator.enable_truncation(self.max_length)
+        # Counting a request's tokens, then embedding it, tokenizes each text once.
+        self._cached = functools.lru_cache(maxsize=1024)(self._ids)
 
     @classmethod
     def load(cls, folder: Path) -> TextTokenizer | None:
@@ -92,11 +96,15 @@ class TextTokenizer:
         """
         return self._counter.encode(text, add_special_tokens=False).offsets
 
-    def ids(self, text: str) -> list[int]:
-        """The model's input ids for `text`: special tokens added, truncated to fit."""
+    def ids(self, text: str) -> tuple[int, ...]:
+        """The model's input ids for `text`: special tokens added, truncated to fit
+        (the last 1,024 texts' are remembered)."""
+        return self._cached(text)
+
+    def _ids(self, text: str) -> tuple[int, ...]:
         # encode, not encode_batch: the batch call starts tokenizers' thread pool, after
         # which every fork (a parser subprocess) prints a warning about it.
-        return self._truncator.encode(text).ids
+        return tuple(self._truncator.encode(text).ids)
 
 
 class FolderTokenizerEmbedder(Embedder):
@@ -122,6 +130,12 @@ class FolderTokenizerEmbedder(Embedder):
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         tokenizer = self.text_tokenizer()
         return tokenizer.spans(text) if tokenizer else super().token_spans(text)
+
+    def input_tokens(self, texts: Sequence[str]) -> int:
+        tokenizer = self.text_tokenizer()
+        if tokenizer is None:
+            return super().input_tokens(texts)
+        return sum(len(tokenizer.ids(text)) for text in texts)
 
     @property
     def max_tokens(self) -> int:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from feldspar.workspace import Workspace
 
 OPEN_PATHS = frozenset({"/health", "/"})
+METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
 OPEN_PREFIXES = ("/static/",)
 UPLOAD_PATH = "/api/collections/"
 
@@ -44,10 +45,13 @@ def create_app(settings: Settings | None = None, *, load_default: bool = True,
     from feldspar.workspace import Workspace
 
     settings = settings or load_settings()
+    # Concurrent requests share each decoding step of a GGUF model (continuous batching).
+    settings = settings.model_copy(update={"llama_parallel": settings.serve_parallel})
     keys, _ = load_keys(settings)
     state = ServerState(settings, workspace or Workspace(settings),
                         Gate(settings.serve_max_queue))
-    app = FastAPI(title="Feldspar", version=_version(),
+    # No /docs nor /redoc: their pages load scripts from a CDN; /openapi.json is the spec.
+    app = FastAPI(title="Feldspar", version=_version(), docs_url=None, redoc_url=None,
                   description="OpenAI-compatible API and Feldspar's own endpoints: "
                   "documents, answers with citations, classification, the guard and its "
                   "audit log. Send 'Authorization: Bearer KEY'.", responses=ERRORS)
@@ -69,14 +73,14 @@ def create_app(settings: Settings | None = None, *, load_default: bool = True,
     else:
         state.ready.set()
     app.router.on_shutdown.append(state.workspace.close)
-    _install_checks(app, keys, state)
+    app.add_middleware(BodyLimit, body=_mb(settings.serve_max_body_mb),
+                       upload=_mb(settings.serve_max_upload_mb))
+    _install_checks(app, keys, state)  # added last: the outer middleware, so keys first
     _install_errors(app)
     _install_routes(app, state)
     openai_routes.install(app, state)
     feldspar_routes.install(app, state)
     page.install(app, state)
-    app.add_middleware(BodyLimit, body=_mb(settings.serve_max_body_mb),
-                       upload=_mb(settings.serve_max_upload_mb))
     return app
 
 
@@ -85,8 +89,9 @@ def _mb(value: float) -> int:
 
 
 class BodyLimit:
-    """Refuse a body over its limit: at once from its Content-Length, or, when it has none
-    (chunked), by reading it here up to the limit. Uploads have a limit of their own."""
+    """Refuse a body over its limit: at once from its Content-Length, or as it arrives
+    when it has none (chunked), never holding more than the limit. Uploads have a limit of
+    their own. It runs after the key check (the key middleware is the outer one)."""
 
     def __init__(self, app: ASGIApp, body: int, upload: int) -> None:
         self.app, self.body, self.upload = app, body, upload
@@ -105,24 +110,17 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _error(too_large)(scope, receive, send)
             return
-        if length is None:  # chunked: read it here, up to the limit, then replay it
-            messages, seen = [], 0
-            while True:
-                message = await receive()
-                messages.append(message)
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    await _error(too_large)(scope, receive, send)
-                    return
-                if message["type"] != "http.request" or not message.get("more_body"):
-                    break
+        seen = 0
 
-            async def replay() -> Message:
-                return messages.pop(0) if messages else await receive()
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:  # raised inside the route's reading: answered as a 413
+                raise too_large
+            return message
 
-            await self.app(scope, replay, send)
-            return
-        await self.app(scope, receive, send)
+        await self.app(scope, counted, send)
 
 
 def _install_checks(app: FastAPI, keys: list[str], state: ServerState) -> None:
@@ -142,7 +140,8 @@ def _install_checks(app: FastAPI, keys: list[str], state: ServerState) -> None:
             response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
-        metrics.requests.labels(name, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "OTHER"
+        metrics.requests.labels(name, method, str(response.status_code)).inc()
         metrics.latency.labels(name).observe(time.perf_counter() - started)
         return response
 
@@ -167,7 +166,8 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return _error(APIError(exc.status_code, str(exc.detail)))
+        return _error(APIError(exc.status_code, str(exc.detail),
+                               headers=dict(exc.headers) if exc.headers else None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -176,16 +176,21 @@ def _install_errors(app: FastAPI) -> None:
 
 
 def _install_routes(app: FastAPI, state: ServerState) -> None:
+    # Both async: they never wait for a thread of the pool that requests for models fill.
     @app.get("/health", tags=["server"])
-    def health() -> Response:
-        """200 when the default chat model is ready, 503 with Retry-After while it loads."""
+    async def health() -> Response:
+        """200 when the default chat model is ready, 503 with Retry-After while it loads,
+        503 with the reason when it could not be loaded."""
         if not state.ready.is_set():
             return JSONResponse({"status": "loading"}, status_code=503,
                                 headers={"Retry-After": "1"})
+        if state.load_error is not None:
+            return JSONResponse({"status": "error", "error": state.load_error},
+                                status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", tags=["server"], response_class=Response)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus metrics: requests, latency, tokens and tokens/s, guard decisions."""
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 

@@ -58,5 +58,6 @@ def from_feldspar(exc: FeldsparError) -> APIError:
     if isinstance(exc, RemoteError):
         return APIError(502, message, type="api_error", code="upstream_error")
     if isinstance(exc, StoreError):
-        return APIError(503, message, type="api_error", code="store_unavailable")
+        return APIError(503, message, type="api_error", code="store_unavailable",
+                        headers={"Retry-After": "5"})
     return APIError(500, message, type="api_error", code="model_error")

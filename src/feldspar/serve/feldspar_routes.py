@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,20 +13,21 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import FastAPI, Query, Request, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 
-from feldspar.errors import FeldsparError
 from feldspar.serve import guarding
-from feldspar.serve.errors import APIError, from_feldspar
+from feldspar.serve.errors import APIError
 from feldspar.serve.schemas import AskRequest, ClassifyRequest, GuardRequest, SearchRequest
-from feldspar.serve.streaming import DONE, event_stream, sse
+from feldspar.serve.streaming import event_stream, events, sse, until_cancelled
 
 if TYPE_CHECKING:
+    from feldspar.datatypes import Message
     from feldspar.serve.state import ServerState
 
 UPLOADS = "uploads"
 """Uploaded files are kept in FELDSPAR_HOME/uploads/COLLECTION/, so that a document's
 stored path stays valid and a second upload of the same name updates it."""
-NAME = re.compile(r"^[\w.-]{1,64}$")
+NAME = re.compile(r"[\w.-]{1,64}")
 CHUNK = 1 << 20
 
 
@@ -55,13 +56,22 @@ def _install_documents(app: FastAPI, state: ServerState) -> None:
         they are parsed, chunked, screened and embedded like `feldspar ingest`. Each file
         may be up to `max_file_mb`, the whole upload `serve_max_upload_mb`."""
         collection = _name(name)
+        if any(not isinstance(f, StarletteUpload) or not f.filename for f in files):
+            raise APIError(400, "Each part named 'files' must be a file with a name",
+                           param="files")
+        names = [_filename(f.filename) for f in files]
+        if len(set(names)) < len(names):
+            raise APIError(400, "Two files of this upload have the same name", param="files")
         folder = state.settings.home / UPLOADS / collection
-        saved = [await _save(state, file, folder) for file in files]
         with state.busy():
-            report = await run_in_threadpool(ws.ingest, saved, collection)
-        data = report.to_dict()
-        data["documents"] = [str(p) for p in saved]
-        return data
+            staged = []
+            try:
+                for file, filename in zip(files, names, strict=True):
+                    staged.append((await _save(state, file, folder), folder / filename))
+                return await run_in_threadpool(_ingest_uploads, state, staged, collection)
+            finally:
+                for temp, _ in staged:
+                    temp.unlink(missing_ok=True)
 
     @app.post("/api/search", tags=["feldspar"])
     async def search(body: SearchRequest) -> dict[str, Any]:
@@ -158,7 +168,8 @@ def _install_guard(app: FastAPI, state: ServerState) -> None:
 
 
 def _name(name: str) -> str:
-    if not NAME.match(name):
+    """A collection name that is also a safe folder name (never '.' or '..')."""
+    if not NAME.fullmatch(name) or not name.strip("."):
         raise APIError(400, f"Invalid collection name '{name[:80]}': use 1-64 letters, "
                        "digits, '.', '-' or '_'", param="name")
     return name
@@ -175,10 +186,8 @@ def _filename(raw: str | None) -> str:
 
 
 async def _save(state: ServerState, file: UploadFile, folder: Path) -> Path:
-    """Write an upload into `folder` (replacing the file of the same name only once it
-    is whole), refusing one over max_file_mb."""
+    """Write an upload to a temporary file in `folder`, refusing one over max_file_mb."""
     limit = int(state.settings.max_file_mb * 1024 * 1024)
-    target = folder / _filename(file.filename)
     folder.mkdir(parents=True, exist_ok=True)
     size = 0
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as out:
@@ -187,7 +196,7 @@ async def _save(state: ServerState, file: UploadFile, folder: Path) -> Path:
             while block := await file.read(CHUNK):
                 size += len(block)
                 if size > limit:
-                    raise APIError(413, f"'{target.name}' is over max_file_mb "
+                    raise APIError(413, f"'{file.filename}' is over max_file_mb "
                                    f"({state.settings.max_file_mb:g} MB)",
                                    code="file_too_large", param="files")
                 out.write(block)
@@ -195,37 +204,58 @@ async def _save(state: ServerState, file: UploadFile, folder: Path) -> Path:
             out.close()
             partial.unlink(missing_ok=True)
             raise
-    partial.replace(target)
-    return target
+    return partial
+
+
+def _ingest_uploads(state: ServerState, staged: list[tuple[Path, Path]],
+                    collection: str) -> dict[str, Any]:
+    """Put the uploads in place and ingest them. A file that replaces an earlier upload
+    keeps that one aside until the new one is in; one that cannot go in is removed and
+    the earlier one put back, so a failed upload changes nothing."""
+    backups: list[tuple[Path, Path | None]] = []
+    for temp, target in staged:
+        backup = None
+        if target.exists():
+            backup = target.with_name(f".previous-{target.name}")
+            target.replace(backup)
+        temp.replace(target)
+        backups.append((target, backup))
+    kept: set[Path] = set()
+    try:
+        report = state.workspace.ingest([t for t, _ in backups], collection)
+        kept = {Path(p).resolve() for p in (*report.added, *report.updated, *report.unchanged)}
+    finally:
+        for target, backup in backups:
+            if target.resolve() in kept:
+                if backup is not None:
+                    backup.unlink(missing_ok=True)
+            elif backup is not None:
+                backup.replace(target)
+            else:
+                target.unlink(missing_ok=True)
+    data = report.to_dict()
+    data["documents"] = [str(t) for t, _ in backups if t.resolve() in kept]
+    return data
 
 
 def _ask(state: ServerState, body: AskRequest) -> Any:
-    from feldspar.guard.screen import Blocked
+    from feldspar.serve.openai_routes import chat_model
 
-    history = [{"role": m.role, "content": m.text()} for m in body.history]
-    try:
-        return state.workspace.ask_stream(body.question, collection=body.collection,
-                                          model=body.model, history=history,  # type: ignore[arg-type]
-                                          k=body.k)
-    except Blocked as exc:
-        raise guarding.blocked_input(exc.result) from None
+    model = chat_model(state, body.model).spec.name if body.model else None
+    history: list[Message] = [{"role": m.role, "content": m.text()} for m in body.history]
+    return guarding.start_answer(state, body.question, collection=body.collection,
+                                 history=history, model=model, options=None, k=body.k)
 
 
 def _ask_events(state: ServerState, body: AskRequest) -> Iterator[str]:
     answering = _ask(state, body)
 
-    def events() -> Generator[str, None, None]:
-        try:
-            for piece in answering:
-                yield sse({"type": "delta", "text": piece})
-            yield sse({"type": "answer", "answer": answering.result().to_dict()})
-        except FeldsparError as exc:
-            yield sse(from_feldspar(exc).body())
-        finally:
-            answering.close()
-        yield DONE
+    def make() -> Iterator[str]:
+        for piece in until_cancelled(answering):
+            yield sse({"type": "delta", "text": piece})
+        yield sse({"type": "answer", "answer": answering.result().to_dict()})
 
-    return events()
+    return events(make(), answering.close)
 
 
 def _classify(state: ServerState, body: ClassifyRequest) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The guard on the server's requests: the input policy on what users send, the output
-policy on what models answer; every decision goes to the audit log (source "serve").
+"""The guard on the server's requests: the input policy on everything a client sends, the
+output policy on what models answer; every decision goes to the audit log (source
+"serve"; "ask" for answers from documents).
 
 A blocked input is a 400 with code `content_filter`; a blocked output ends the reply with
 `finish_reason: content_filter` and withholds its text.
@@ -8,7 +9,7 @@ A blocked input is a 400 with code `content_filter`; a blocked output ends the r
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feldspar.serve.errors import APIError
 
@@ -16,42 +17,46 @@ if TYPE_CHECKING:
     from feldspar.datatypes import Message
     from feldspar.guard.screen import Guard, GuardedStream
     from feldspar.guard.verdicts import GuardResult
+    from feldspar.models.base import GenerationOptions
+    from feldspar.serve.state import ServerState
 
 SOURCE = "serve"
 
 
-def blocked_input(result: GuardResult) -> APIError:
+def blocked_input(result: GuardResult, param: str = "messages") -> APIError:
     """The 400 for a prompt the input policy blocks."""
     from feldspar.guard.screen import Blocked
 
-    return APIError(400, str(Blocked(result)), code="content_filter", param="messages")
+    return APIError(400, str(Blocked(result)), code="content_filter", param=param)
 
 
-def screen_prompts(guard: Guard | None, texts: list[str], model: str) -> list[GuardResult]:
-    """Screen what a user sent (each non-empty text) under the input policy; a blocked one
-    raises the 400. Returns the decisions (empty when the guard is off)."""
+def screen_prompts(guard: Guard | None, texts: list[str], model: str | None,
+                   param: str = "messages") -> list[GuardResult]:
+    """Screen what a client sent (each non-empty text) under the input policy; a blocked
+    one raises the 400. Returns the decisions (empty when the guard is off)."""
     if guard is None:
         return []
     wanted = [t for t in texts if t.strip()]
     results = guard.check_many(wanted, direction="input", source=SOURCE, model=model)
     for result in results:
         if result.blocked:
-            raise blocked_input(result)
+            raise blocked_input(result, param)
     return results
 
 
-def screen_messages(guard: Guard | None, messages: list[Message], model: str
+def screen_messages(guard: Guard | None, messages: list[Message], model: str | None
                     ) -> tuple[list[Message], list[GuardResult]]:
-    """The user messages screened: a blocked one raises the 400, a redacted one is replaced
-    by its redacted text (system and assistant messages come from the application)."""
+    """Every message screened, whatever its role (over an API the client writes the
+    system and assistant messages too): a blocked one raises the 400, a redacted one is
+    replaced by its redacted text."""
     if guard is None:
         return messages, []
-    users = [i for i, m in enumerate(messages) if m["role"] == "user" and m["content"].strip()]
-    results = screen_prompts(guard, [messages[i]["content"] for i in users], model)
+    screened = [i for i, m in enumerate(messages) if m["content"].strip()]
+    results = screen_prompts(guard, [messages[i]["content"] for i in screened], model)
     out = list(messages)
-    for i, result in zip(users, results, strict=True):
+    for i, result in zip(screened, results, strict=True):
         if result.action == "redact":
-            out[i] = {"role": "user", "content": result.text}
+            out[i] = {"role": messages[i]["role"], "content": result.text}
     return out, results
 
 
@@ -86,7 +91,30 @@ def guarded_pieces(guard: Guard | None, pieces: Iterator[str], prompt: str | Non
     return guard.stream(pieces, prompt=prompt, source=SOURCE, model=model)
 
 
+def holds(guard: Guard | None) -> bool:
+    """Whether the output policy holds streamed text back (it can redact or block)."""
+    if guard is None:
+        return False
+    policy = guard.settings.guard_policy.get("output", {})
+    return any(rule.action in ("redact", "block") for rule in policy.values())
+
+
 def summary(inputs: list[GuardResult], output: GuardResult | None) -> dict[str, object]:
     """The decisions for a response's `feldspar.guard` field."""
     return {"input": [r.to_dict() for r in inputs],
             "output": output.to_dict() if output is not None else None}
+
+
+def start_answer(state: ServerState, question: str, *, collection: str | None,
+                 history: list[Message], model: str | None,
+                 options: GenerationOptions | None, k: int | None = None) -> Any:
+    """`ask_stream` for a request: the conversation so far screened too (the question is
+    screened by `ask` itself), a blocked question or turn a 400."""
+    from feldspar.guard.screen import Blocked
+
+    history, _ = screen_messages(state.guard, history, model)
+    try:
+        return state.workspace.ask_stream(question, collection=collection, history=history,
+                                          model=model, options=options, k=k)
+    except Blocked as exc:
+        raise blocked_input(exc.result) from None

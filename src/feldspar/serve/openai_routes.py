@@ -4,28 +4,30 @@ documents), text completions and embeddings, with the guard on every request."""
 from __future__ import annotations
 
 import base64
+import json
+import re
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from feldspar.errors import FeldsparError
 from feldspar.serve import guarding
-from feldspar.serve.errors import APIError, from_feldspar
+from feldspar.serve.errors import APIError
 from feldspar.serve.schemas import (
     ChatRequest,
     CompletionRequest,
     EmbeddingRequest,
     Sampling,
 )
-from feldspar.serve.streaming import DONE, event_stream, sse
+from feldspar.serve.streaming import event_stream, events, sse, until_cancelled
 
 if TYPE_CHECKING:
-    from feldspar.datatypes import Completion, Message, TokenLogprob
+    from feldspar.config import Settings
+    from feldspar.datatypes import Completion, Message, TokenLogprob, Usage
     from feldspar.guard.verdicts import GuardResult
     from feldspar.models.base import ChatModel, GenerationOptions, Stream
     from feldspar.models.spec import ModelSpec
@@ -33,6 +35,11 @@ if TYPE_CHECKING:
     from feldspar.serve.state import ServerState
 
 RAG_PREFIX = "rag:"
+MAX_SCHEMA_CHARS = 65_536
+MAX_SCHEMA_DEPTH = 32
+_COUNTS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties",
+                     "maxProperties", "minContains", "maxContains"})
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 
 
 def install(app: FastAPI, state: ServerState) -> None:
@@ -67,11 +74,12 @@ def _install_generation(app: FastAPI, state: ServerState) -> None:
         collection with checked citations: inline markers and a Sources block, and the
         whole answer in the extra field `feldspar`."""
         messages: list[Message] = [{"role": m.role, "content": m.text()} for m in body.messages]
-        options = _options(body, settings, body.max_completion_tokens)
         if body.model.startswith(RAG_PREFIX):
+            options = _rag_options(body, settings)
             return await _generate(state, body, request,
                                    lambda: _rag_events(state, body, messages, options),
                                    lambda: _rag_reply(state, body, messages, options))
+        options = _options(body, settings, body.max_completion_tokens)
         return await _generate(state, body, request,
                                lambda: _chat_events(state, body, messages, options),
                                lambda: _chat_reply(state, body, messages, options))
@@ -85,9 +93,6 @@ def _install_generation(app: FastAPI, state: ServerState) -> None:
             raise APIError(400, "echo and suffix are not supported", code="unsupported_parameter",
                            param="echo" if body.echo else "suffix")
         prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
-        if not prompts:
-            raise APIError(400, "prompt is empty; give a string or a list of strings",
-                           param="prompt")
         if body.stream and len(prompts) > 1:
             raise APIError(400, "A streamed completion takes one prompt", param="prompt")
         options = _options(body, settings, None, logprobs=body.logprobs)
@@ -103,29 +108,27 @@ def _install_generation(app: FastAPI, state: ServerState) -> None:
 
 
 def unknown_model(model_id: str) -> APIError:
-    return APIError(404, f"The model '{model_id}' does not exist; GET /v1/models lists them",
-                    code="model_not_found", param="model")
+    return APIError(404, f"The model '{model_id[:200]}' does not exist; GET /v1/models "
+                    "lists them", code="model_not_found", param="model")
 
 
 async def _generate(state: ServerState, body: Sampling, request: Request,
-                    events: Any, reply: Any) -> Response | dict[str, Any]:
-    """Run `reply` (a dict) or, for a stream, `events` (SSE strings) in a thread, holding a
-    place among the busy requests until it ends."""
-    state.enter()
+                    make_events: Callable[[], Iterator[str]],
+                    reply: Callable[[], dict[str, Any]]) -> Response | dict[str, Any]:
+    """Run `reply` (a dict) or, for a stream, `make_events` (SSE strings) in a thread,
+    holding a place among the busy requests until it ends."""
     if not body.stream:
-        try:
-            result: dict[str, Any] = await run_in_threadpool(reply)
-            return result
-        finally:
-            state.leave()
-    return await event_stream(events, request, on_end=state.leave)  # leaves however it ends
+        with state.busy():
+            return await run_in_threadpool(reply)
+    state.enter()
+    return await event_stream(make_events, request, on_end=state.leave)
 
 
 # Chat
 
 def _chat_reply(state: ServerState, body: ChatRequest, messages: list[Message],
                 options: GenerationOptions) -> dict[str, Any]:
-    model = _chat_model(state, body.model)
+    model = chat_model(state, body.model)
     guard = state.guard
     messages, inputs = guarding.screen_messages(guard, messages, model.spec.name)
     done = model.complete(messages, options=options)
@@ -133,9 +136,9 @@ def _chat_reply(state: ServerState, body: ChatRequest, messages: list[Message],
     output = guarding.screen_reply(guard, done.text, guarding.last_user(messages),
                                    model.spec.name)
     text = guarding.reply_text(done.text, output)
-    finish = "content_filter" if output is not None and output.blocked else done.finish_reason
     logprobs = _logprobs(done.logprobs) if body.logprobs and text == done.text else None
-    out = _chat_body(model.spec.name, text, finish, _usage(done), logprobs)
+    out = _chat_body(model.spec.name, text, _finish(done.finish_reason, output),
+                     _usage(done.usage), logprobs)
     if guard is not None:
         out["feldspar"] = {"guard": guarding.summary(inputs, output)}
     return out
@@ -143,67 +146,70 @@ def _chat_reply(state: ServerState, body: ChatRequest, messages: list[Message],
 
 def _chat_events(state: ServerState, body: ChatRequest, messages: list[Message],
                  options: GenerationOptions) -> Iterator[str]:
-    model = _chat_model(state, body.model)
-    guard = state.guard
-    messages, inputs = guarding.screen_messages(guard, messages, model.spec.name)
+    model = chat_model(state, body.model)
+    messages, inputs = guarding.screen_messages(state.guard, messages, model.spec.name)
     stream = model.stream(messages, options=options)
-    return _chat_stream(state, model.spec.name, stream, body, guarding.last_user(messages),
-                        inputs)
+    reply = GuardedReply(state, model.spec.name, stream, guarding.last_user(messages))
+    return events(_chat_chunks(state, reply, body, inputs), stream.close)
 
 
-def _chat_stream(state: ServerState, name: str, stream: Stream, body: ChatRequest,
-                 prompt: str | None, inputs: list[GuardResult]) -> Generator[str, None, None]:
-    """Server-sent events of a streamed chat completion, ending with one `data: [DONE]`;
-    the model is freed (the stream closed) however the client leaves."""
-    chunk = _chunker(name, "chat.completion.chunk")
-    reply = GuardedReply(state, name, stream, prompt)
-    try:
-        yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
-                      "logprobs": None, "finish_reason": None}])
-        for piece, fresh in reply:
-            yield chunk([{"index": 0, "delta": {"content": piece},
-                          "logprobs": _logprobs(fresh) if body.logprobs else None,
-                          "finish_reason": None}])
-        done, output, finish = reply.finish()
-        last: dict[str, Any] = {}
-        if state.guard is not None:
-            last["feldspar"] = {"guard": guarding.summary(inputs, output)}
-        yield chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
-                    **last)
-        if body.stream_options and body.stream_options.include_usage:
-            yield chunk([], usage=_usage(done))
-    except FeldsparError as exc:
-        yield sse(from_feldspar(exc).body())
-    finally:
-        stream.close()
-    yield DONE
+def _chat_chunks(state: ServerState, reply: GuardedReply, body: ChatRequest,
+                 inputs: list[GuardResult]) -> Iterator[str]:
+    """A streamed chat completion's chunks: the role, the text, the finish reason (with
+    the guard's decisions), the usage when asked."""
+    chunk = _chunker(reply.name, "chat.completion.chunk")
+    yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                  "logprobs": None, "finish_reason": None}])
+    for piece, fresh in reply:
+        yield chunk([{"index": 0, "delta": {"content": piece},
+                      "logprobs": _logprobs(fresh) if body.logprobs and fresh else None,
+                      "finish_reason": None}])
+    done, output, finish = reply.finish()
+    late = reply.late_logprobs(done, output)
+    last: dict[str, Any] = {}
+    if state.guard is not None:
+        last["feldspar"] = {"guard": guarding.summary(inputs, output)}
+    yield chunk([{"index": 0, "delta": {}, "finish_reason": finish,
+                  "logprobs": _logprobs(late) if body.logprobs and late else None}], **last)
+    if body.stream_options and body.stream_options.include_usage:
+        yield chunk([], usage=_usage(done.usage))
 
 
 class GuardedReply:
     """A streamed reply under the output policy: iterate for (text, its tokens'
     log-probabilities), then `finish()` for the completion, the guard's decision and the
-    finish reason."""
+    finish reason. While the guard holds text back to screen it, log-probabilities are
+    not sent with the text (they would spell out what the guard may redact): they come
+    with the last chunk, and only if the guard left the reply as the model wrote it."""
 
     def __init__(self, state: ServerState, name: str, stream: Stream,
                  prompt: str | None) -> None:
-        self._state, self._name, self._stream = state, name, stream
-        self._guarded = guarding.guarded_pieces(state.guard, stream, prompt, name)
+        self._state, self.name, self._stream = state, name, stream
+        self._guarded = guarding.guarded_pieces(state.guard, until_cancelled(stream),
+                                                prompt, name)
+        self._held = guarding.holds(state.guard)
 
     def __iter__(self) -> Iterator[tuple[str, Sequence[TokenLogprob]]]:
         seen = 0
-        for piece in self._guarded or self._stream:
+        for piece in self._guarded or until_cancelled(self._stream):
             fresh = self._stream.logprobs[seen:]  # the tokens that came with this text
             seen += len(fresh)
-            yield piece, fresh
+            yield piece, () if self._held else fresh
 
     def finish(self) -> tuple[Completion, GuardResult | None, str]:
         if self._guarded is not None and self._guarded.blocked:
             self._stream.close()  # nothing more of it will be shown: stop generating
         done = self._stream.result()
-        self._state.metrics.completion(self._name, done)
+        self._state.metrics.completion(self.name, done)
         output = self._guarded.result() if self._guarded is not None else None
-        blocked = output is not None and output.blocked
-        return done, output, _finish("content_filter" if blocked else done.finish_reason)
+        return done, output, _finish(done.finish_reason, output)
+
+    def late_logprobs(self, done: Completion, output: GuardResult | None
+                      ) -> Sequence[TokenLogprob]:
+        """The log-probabilities held back with the text, if the text went out whole."""
+        if not self._held or (output is not None and output.action in ("redact", "block")):
+            return ()
+        return done.logprobs
 
 
 # rag:COLLECTION
@@ -215,32 +221,42 @@ def _rag_collection(state: ServerState, model_id: str) -> str:
     return name
 
 
+def _rag_options(body: ChatRequest, settings: Settings) -> GenerationOptions:
+    """As `feldspar ask`: greedy and `rag_max_tokens` unless the request says otherwise."""
+    from feldspar.models.base import GenerationOptions
+
+    if body.response_format is not None and body.response_format.type != "text":
+        raise APIError(400, "A rag: model takes no response_format",
+                       code="unsupported_parameter", param="response_format")
+    if body.logprobs:
+        raise APIError(400, "A rag: model gives no logprobs", code="unsupported_parameter",
+                       param="logprobs")
+    wanted = _max_tokens(body.max_completion_tokens or body.max_tokens, settings)
+    given = body.model_fields_set
+    return GenerationOptions(
+        max_tokens=wanted or settings.rag_max_tokens,
+        temperature=body.temperature if "temperature" in given else 0.0,
+        top_p=body.top_p if "top_p" in given else 1.0, seed=body.seed, stop=_stop(body))
+
+
 def _rag_start(state: ServerState, body: ChatRequest, messages: list[Message],
                options: GenerationOptions) -> Any:
     """Start answering the last user message from the collection; earlier messages are
     the conversation."""
-    from feldspar.guard.screen import Blocked
-
     collection = _rag_collection(state, body.model)
-    if options.json_schema is not None or options.logprobs is not None:
-        raise APIError(400, "A rag: model takes no response_format nor logprobs",
-                       code="unsupported_parameter")
     if messages[-1]["role"] != "user":
         raise APIError(400, "The last message of a rag: request must be the user's question",
                        param="messages")
     history = [m for m in messages[:-1] if m["role"] in ("user", "assistant")]
-    try:
-        return state.workspace.ask_stream(messages[-1]["content"], collection=collection,
-                                          history=history, options=options)
-    except Blocked as exc:
-        raise guarding.blocked_input(exc.result) from None
+    return guarding.start_answer(state, messages[-1]["content"], collection=collection,
+                                 history=history, model=None, options=options)
 
 
 def _rag_reply(state: ServerState, body: ChatRequest, messages: list[Message],
                options: GenerationOptions) -> dict[str, Any]:
     answer = _rag_start(state, body, messages, options).result()
     text = answer.text + sources_block(answer)
-    out = _chat_body(body.model, text, _rag_finish(answer), _answer_usage(answer), None)
+    out = _chat_body(body.model, text, _rag_finish(answer), _usage(answer.usage), None)
     out["feldspar"] = answer.to_dict()
     return out
 
@@ -248,6 +264,10 @@ def _rag_reply(state: ServerState, body: ChatRequest, messages: list[Message],
 def _rag_events(state: ServerState, body: ChatRequest, messages: list[Message],
                 options: GenerationOptions) -> Iterator[str]:
     answering = _rag_start(state, body, messages, options)
+    return events(_rag_chunks(answering, body), answering.close)
+
+
+def _rag_chunks(answering: Any, body: ChatRequest) -> Iterator[str]:
     chunk = _chunker(body.model, "chat.completion.chunk")
 
     def delta(text: str, finish: str | None = None, **extra: Any) -> str:
@@ -255,31 +275,22 @@ def _rag_events(state: ServerState, body: ChatRequest, messages: list[Message],
         return chunk([{"index": 0, "delta": content, "logprobs": None,
                        "finish_reason": finish}], **extra)
 
-    def events() -> Generator[str, None, None]:
-        try:
-            yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
-                          "logprobs": None, "finish_reason": None}])
-            for piece in answering:
-                yield delta(piece)
-            answer = answering.result()
-            tail = sources_block(answer)
-            if answer.abstained and answer.draft is not None and answer.reason not in (
-                    "blocked by the guard", "model declined"):
-                tail = f"\n\n{answer.text} (The draft above is not supported by the sources.)"
-            yield delta(tail, _rag_finish(answer), feldspar=answer.to_dict())
-            if body.stream_options and body.stream_options.include_usage:
-                yield chunk([], usage=_answer_usage(answer))
-        except FeldsparError as exc:
-            yield sse(from_feldspar(exc).body())
-        finally:
-            answering.close()
-        yield DONE
-
-    return events()
+    yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                  "logprobs": None, "finish_reason": None}])
+    for piece in until_cancelled(answering):
+        yield delta(piece)
+    answer: Answer = answering.result()
+    tail = sources_block(answer)
+    if answer.abstained and answer.draft is not None and answer.reason not in (
+            "blocked by the guard", "model declined"):
+        tail = f"\n\n{answer.text} (The draft above is not supported by the sources.)"
+    yield delta(tail, _rag_finish(answer), feldspar=answer.to_dict())
+    if body.stream_options and body.stream_options.include_usage:
+        yield chunk([], usage=_usage(answer.usage))
 
 
 def sources_block(answer: Answer) -> str:
-    """The cited sources under an answer: "[1] path, lines 3-9: “quote”"."""
+    """The cited sources under an answer: "[1] path, lines 3-9: "quote""."""
     cited: dict[int, str] = {}
     for citation in answer.citations:
         if citation.marker in cited:
@@ -301,70 +312,71 @@ def _rag_finish(answer: Answer) -> str:
     return "content_filter" if answer.reason == "blocked by the guard" else "stop"
 
 
-def _answer_usage(answer: Answer) -> dict[str, int]:
-    return {"prompt_tokens": answer.usage.prompt_tokens,
-            "completion_tokens": answer.usage.completion_tokens,
-            "total_tokens": answer.usage.total_tokens}
-
-
 # Text completions
 
 def _text_reply(state: ServerState, body: CompletionRequest, prompts: list[str],
                 options: GenerationOptions) -> dict[str, Any]:
-    model = _chat_model(state, body.model)
+    model = chat_model(state, body.model)
     guard = state.guard
-    guarding.screen_prompts(guard, prompts, model.spec.name)
-    choices, prompt_tokens, completion_tokens = [], 0, 0
+    inputs = guarding.screen_prompts(guard, prompts, model.spec.name, param="prompt")
+    choices, outputs, prompt_tokens, completion_tokens = [], [], 0, 0
     for index, prompt in enumerate(prompts):
         done = model.complete(prompt, options=options)
         state.metrics.completion(model.spec.name, done)
         output = guarding.screen_reply(guard, done.text, prompt, model.spec.name)
         text = guarding.reply_text(done.text, output)
-        finish = "content_filter" if output is not None and output.blocked else \
-            done.finish_reason
-        choices.append({"index": index, "text": text, "finish_reason": _finish(finish),
+        choices.append({"index": index, "text": text,
+                        "finish_reason": _finish(done.finish_reason, output),
                         "logprobs": _text_logprobs(done.logprobs)
                         if body.logprobs is not None and text == done.text else None})
+        outputs.append(output.to_dict() if output is not None else None)
         prompt_tokens += done.usage.prompt_tokens
         completion_tokens += done.usage.completion_tokens
-    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
-            "created": int(time.time()), "model": model.spec.name, "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+    out = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+           "created": int(time.time()), "model": model.spec.name, "choices": choices,
+           "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": prompt_tokens + completion_tokens}}
+    if guard is not None:
+        out["feldspar"] = {"guard": {"input": [r.to_dict() for r in inputs],
+                                     "output": outputs}}
+    return out
 
 
 def _text_events(state: ServerState, body: CompletionRequest, prompt: str,
                  options: GenerationOptions) -> Iterator[str]:
-    model = _chat_model(state, body.model)
-    guard = state.guard
-    guarding.screen_prompts(guard, [prompt], model.spec.name)
+    model = chat_model(state, body.model)
+    inputs = guarding.screen_prompts(state.guard, [prompt], model.spec.name, param="prompt")
     stream = model.stream(prompt, options=options)
-    name = model.spec.name
-    chunk = _chunker(name, "text_completion")
-
-    def events() -> Generator[str, None, None]:
-        try:
-            reply = GuardedReply(state, name, stream, prompt)
-            for piece, fresh in reply:
-                yield chunk([{"index": 0, "text": piece, "finish_reason": None,
-                              "logprobs": _text_logprobs(fresh)
-                              if body.logprobs is not None else None}])
-            done, _, finish = reply.finish()
-            yield chunk([{"index": 0, "text": "", "finish_reason": finish, "logprobs": None}])
-            if body.stream_options and body.stream_options.include_usage:
-                yield chunk([], usage=_usage(done))
-        except FeldsparError as exc:
-            yield sse(from_feldspar(exc).body())
-        finally:
-            stream.close()
-        yield DONE
-
-    return events()
+    reply = GuardedReply(state, model.spec.name, stream, prompt)
+    return events(_text_chunks(state, reply, body, inputs), stream.close)
 
 
-def _text_logprobs(pieces: Sequence[TokenLogprob]) -> dict[str, Any]:
-    """The legacy completions' shape of log-probabilities."""
-    offsets, at = [], 0
+def _text_chunks(state: ServerState, reply: GuardedReply, body: CompletionRequest,
+                 inputs: list[GuardResult]) -> Iterator[str]:
+    chunk = _chunker(reply.name, "text_completion")
+    offset = 0
+    for piece, fresh in reply:
+        logprobs = None
+        if body.logprobs is not None and fresh:
+            logprobs = _text_logprobs(fresh, offset)
+        offset += sum(len(p.token) for p in fresh) if fresh else len(piece)
+        yield chunk([{"index": 0, "text": piece, "finish_reason": None,
+                      "logprobs": logprobs}])
+    done, output, finish = reply.finish()
+    late = reply.late_logprobs(done, output)
+    last: dict[str, Any] = {}
+    if state.guard is not None:
+        last["feldspar"] = {"guard": guarding.summary(inputs, output)}
+    yield chunk([{"index": 0, "text": "", "finish_reason": finish,
+                  "logprobs": _text_logprobs(late) if body.logprobs is not None and late
+                  else None}], **last)
+    if body.stream_options and body.stream_options.include_usage:
+        yield chunk([], usage=_usage(done.usage))
+
+
+def _text_logprobs(pieces: Sequence[TokenLogprob], start: int = 0) -> dict[str, Any]:
+    """The legacy completions' shape of log-probabilities; offsets count from `start`."""
+    offsets, at = [], start
     for piece in pieces:
         offsets.append(at)
         at += len(piece.token)
@@ -378,16 +390,13 @@ def _embeddings(state: ServerState, body: EmbeddingRequest) -> dict[str, Any]:
     from feldspar.models.loading import get_embedder
 
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
-    if not texts:
-        raise APIError(400, "input is empty; give a string or a list of strings",
-                       param="input")
-    embedder = get_embedder(body.model, settings=state.settings)
+    embedder = get_embedder(_served_name(state, body.model), settings=state.settings)
     if body.dimensions is not None and body.dimensions != embedder.dimension:
         raise APIError(400, f"'{embedder.spec.name}' makes vectors of {embedder.dimension} "
                        f"dimensions, not {body.dimensions}; leave dimensions out",
                        param="dimensions")
     vectors = embedder.embed(texts)
-    tokens = sum(len(embedder.token_spans(t)) for t in texts)
+    tokens = embedder.input_tokens(texts)
     data = []
     for i, vector in enumerate(vectors):
         value: Any = (base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
@@ -399,12 +408,19 @@ def _embeddings(state: ServerState, body: EmbeddingRequest) -> dict[str, Any]:
 
 # Shared
 
-def _chat_model(state: ServerState, name: str) -> ChatModel:
+def chat_model(state: ServerState, name: str) -> ChatModel:
+    """A chat model the server serves (never a path or a backend-prefixed name)."""
     from feldspar.models.loading import get_model
 
-    if name.startswith(RAG_PREFIX):
+    return get_model(_served_name(state, name), settings=state.settings)
+
+
+def _served_name(state: ServerState, name: str) -> str:
+    """`name` if /v1/models lists it, else the 404: a request cannot name files or
+    servers the way the CLI can."""
+    if name not in {s.name for s in _served(state)}:
         raise unknown_model(name)
-    return get_model(name, settings=state.settings)
+    return name
 
 
 def _served(state: ServerState) -> list[ModelSpec]:
@@ -432,29 +448,37 @@ def _rag_card(model_id: str) -> dict[str, Any]:
             "roles": ["rag"]}
 
 
-def _options(body: Sampling, settings: Any, max_completion: int | None, *,
-             logprobs: int | None = None) -> GenerationOptions:
-    from feldspar.models.base import GenerationOptions
-
-    wanted = max_completion or body.max_tokens
+def _max_tokens(wanted: int | None, settings: Settings) -> int | None:
     if wanted is not None and wanted > settings.serve_max_tokens:
         raise APIError(400, f"max_tokens is over this server's limit of "
                        f"{settings.serve_max_tokens}", param="max_tokens")
-    schema = None
-    if isinstance(body, ChatRequest):
-        schema = _schema(body)
-        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+    return wanted
+
+
+def _stop(body: Sampling) -> tuple[str, ...]:
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     if any(not s for s in stop):
         raise APIError(400, "stop strings must not be empty", param="stop")
     if len(stop) > 4:
         raise APIError(400, "At most 4 stop strings", param="stop")
+    return stop
+
+
+def _options(body: Sampling, settings: Settings, max_completion: int | None, *,
+             logprobs: int | None = None) -> GenerationOptions:
+    from feldspar.models.base import GenerationOptions
+
+    wanted = _max_tokens(max_completion or body.max_tokens, settings)
+    schema = None
+    if isinstance(body, ChatRequest):
+        schema = _schema(body, settings.serve_max_tokens)
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
     return GenerationOptions(max_tokens=wanted or settings.serve_max_tokens,
                              temperature=body.temperature, top_p=body.top_p, seed=body.seed,
-                             stop=stop, json_schema=schema, logprobs=logprobs)
+                             stop=_stop(body), json_schema=schema, logprobs=logprobs)
 
 
-def _schema(body: ChatRequest) -> dict[str, Any] | None:
+def _schema(body: ChatRequest, limit: int) -> dict[str, Any] | None:
     fmt = body.response_format
     if fmt is None or fmt.type == "text":
         return None
@@ -463,7 +487,38 @@ def _schema(body: ChatRequest) -> dict[str, Any] | None:
     if fmt.json_schema is None:
         raise APIError(400, "response_format json_schema needs a json_schema",
                        param="response_format")
-    return fmt.json_schema.schema_
+    schema = fmt.json_schema.schema_
+    if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
+        raise APIError(400, f"The JSON schema is over {MAX_SCHEMA_CHARS} characters",
+                       param="response_format")
+    _check_bounds(schema, limit, 0)
+    return schema
+
+
+def _check_bounds(node: Any, limit: int, depth: int) -> None:
+    """Refuse a schema whose grammar would be huge: counts (minItems, maxLength...) and
+    regex repetitions over `limit` (no reply may be longer), or nesting over
+    MAX_SCHEMA_DEPTH."""
+    if depth > MAX_SCHEMA_DEPTH:
+        raise APIError(400, f"The JSON schema nests deeper than {MAX_SCHEMA_DEPTH}",
+                       param="response_format")
+    children: list[Any] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            counts: list[int] = []
+            if key in _COUNTS and isinstance(value, int):
+                counts = [value]
+            elif key == "pattern" and isinstance(value, str):
+                counts = [int(n) for m in _REPEAT.finditer(value) for n in m.groups() if n]
+            if any(n > limit for n in counts):
+                raise APIError(400, f"The JSON schema's {key} asks for more than "
+                               f"{limit}, the most tokens a reply may have",
+                               param="response_format")
+            children.append(value)
+    elif isinstance(node, list):
+        children = node
+    for child in children:
+        _check_bounds(child, limit, depth + 1)
 
 
 def _logprobs(pieces: Sequence[TokenLogprob]) -> dict[str, Any]:
@@ -477,11 +532,12 @@ def _chat_body(model: str, text: str, finish: str, usage: dict[str, int],
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
             "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": logprobs, "finish_reason": _finish(finish)}],
+                         "logprobs": logprobs, "finish_reason": finish}],
             "usage": usage}
 
 
-def _chunker(model: str, kind: str) -> Callable[..., str]:
+def _chunker(model: str, kind: Literal["chat.completion.chunk", "text_completion"]
+             ) -> Callable[..., str]:
     """A function that makes one event of a stream, all with the same id."""
     ident = f"{'chatcmpl' if kind.startswith('chat') else 'cmpl'}-{uuid.uuid4().hex}"
     created = int(time.time())
@@ -493,12 +549,14 @@ def _chunker(model: str, kind: str) -> Callable[..., str]:
     return chunk
 
 
-def _finish(reason: str) -> str:
+def _finish(reason: str, output: GuardResult | None = None) -> str:
+    """OpenAI's finish reason: content_filter when the guard blocked the reply."""
+    if output is not None and output.blocked:
+        return "content_filter"
     return reason if reason in ("stop", "length", "content_filter") else "stop"
 
 
-def _usage(done: Completion) -> dict[str, int]:
-    return {"prompt_tokens": done.usage.prompt_tokens,
-            "completion_tokens": done.usage.completion_tokens,
-            "total_tokens": done.usage.prompt_tokens + done.usage.completion_tokens}
+def _usage(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
 

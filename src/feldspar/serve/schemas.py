@@ -3,7 +3,7 @@ are accepted and ignored; ones it cannot honour are refused) and Feldspar's own.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +11,8 @@ MAX_BATCH = 256
 """Most texts one embeddings, classify or completions request may carry."""
 MAX_TEXT_CHARS = 1_000_000
 """Longest text in any request field (the body limit bounds the sum)."""
+
+Batch = Annotated[list[str], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class TextPart(BaseModel):
@@ -74,7 +76,7 @@ class CompletionRequest(Sampling):
     """POST /v1/completions: each prompt goes to the model's chat template as one user
     message (as Ollama's generate does), since Feldspar's models are chat models."""
 
-    prompt: str | list[str] = Field(max_length=MAX_BATCH)
+    prompt: str | Batch
     logprobs: int | None = Field(None, ge=0, le=5)
     echo: bool = Field(False, description="Not supported: must be false.")
     suffix: str | None = Field(None, description="Not supported: must be empty.")
@@ -86,7 +88,7 @@ class EmbeddingRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str = Field(max_length=200)
-    input: str | list[str] = Field(max_length=MAX_BATCH)
+    input: str | Batch
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
 
@@ -120,7 +122,7 @@ class ClassifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     labelset: str = Field(min_length=1, max_length=64)
-    texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+    texts: Batch
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
     teacher: bool = True

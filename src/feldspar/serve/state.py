@@ -24,6 +24,8 @@ class ServerState:
     gate: Gate
     metrics: Metrics = field(default_factory=Metrics)
     ready: threading.Event = field(default_factory=threading.Event)
+    load_error: str | None = None
+    """Why the default chat model could not be loaded at start-up (None: it was)."""
 
     def __post_init__(self) -> None:
         self.workspace.guard.listeners.append(self.metrics.decision)

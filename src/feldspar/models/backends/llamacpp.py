@@ -16,6 +16,7 @@ from feldspar.config import Settings
 from feldspar.datatypes import ChatDocument, Delta, Message, TokenLogprob
 from feldspar.errors import ContextOverflow, ModelError, UserError
 from feldspar.extras import require
+from feldspar.models.backends.llamacpp_batch import BatchEngine, log_softmax, token_logprob
 from feldspar.models.base import ChatModel, GenerationOptions
 from feldspar.models.decoding import StopFilter
 from feldspar.models.gguf import check_gguf
@@ -35,29 +36,27 @@ class _LogprobRecorder:
         self.last: np.ndarray | None = None
 
     def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        logits = scores.astype(np.float64)
-        shifted = logits - logits.max()
-        self.last = shifted - np.log(np.exp(shifted).sum())
+        self.last = log_softmax(scores)
         return scores
 
     def take(self, token: int) -> TokenLogprob:
         assert self.last is not None
         logprobs, self.last = self.last, None
-        top: tuple[tuple[str, float], ...] = ()
-        if self.top:
-            best = np.argpartition(-logprobs, self.top)[: self.top]
-            best = best[np.argsort(-logprobs[best])]
-            top = tuple((self.piece(int(i)), float(logprobs[i])) for i in best)
-        return TokenLogprob(self.piece(token), float(logprobs[token]), top)
+        return token_logprob(logprobs, token, self.top, self.piece)
 
 
 class LlamaCppChat(ChatModel):
-    """Chat with a GGUF model; the model's own chat template renders in a sandbox."""
+    """Chat with a GGUF model; the model's own chat template renders in a sandbox.
+
+    With settings.llama_parallel > 1, generations run through a `BatchEngine` that decodes
+    up to that many sequences together; otherwise one at a time through `Llama.generate`.
+    """
 
     _llama: Any
     _template: ChatTemplate
     _owner: int | None = None
     """The thread whose generation holds the model, if any."""
+    _engine: BatchEngine | None = None
 
     def __init__(self, spec: ModelSpec, settings: Settings) -> None:
         super().__init__(spec, settings)
@@ -70,12 +69,16 @@ class LlamaCppChat(ChatModel):
             raise ModelError(f"{path} is a folder; a GGUF model is a single .gguf file")
         check_gguf(path)
         threads = self.settings.threads or os.cpu_count() or 1
+        n_ctx = min(self.settings.context_length, self.spec.context_length)
+        parallel = self.settings.llama_parallel
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=min(self.settings.context_length, self.spec.context_length),
+                # With a batch engine, Llama's own context only tokenizes: keep it small.
+                n_ctx=n_ctx if parallel == 1 else min(n_ctx, 512),
                 n_threads=threads,
                 n_threads_batch=threads,
+                flash_attn=self.settings.flash_attention,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -93,6 +96,21 @@ class LlamaCppChat(ChatModel):
         )
         self._template.check()
         self._specials = self._special_texts()
+        if parallel > 1:
+            self._start_engine(n_ctx, parallel)
+
+    def _start_engine(self, n_ctx: int, parallel: int) -> None:
+        """A batch engine on the weights just loaded, with a context of its own."""
+        llama = self._llama
+        try:
+            self._engine = BatchEngine(
+                self._llama_cpp, llama._model.model, llama.context_params,
+                n_seq=parallel, n_ctx_seq=n_ctx,
+                detokenize=lambda token: bytes(llama.detokenize([token])),
+                piece=self._piece, name=self.spec.name)
+        except ModelError:
+            llama.close()
+            raise
 
     def _special_texts(self) -> tuple[str, ...]:
         """The text of every control and user-defined token: what tokenizing with
@@ -110,6 +128,11 @@ class LlamaCppChat(ChatModel):
         try:
             with self._lock:
                 if self._loaded:
+                    # The engine stops once its requests are done; still busy, give up.
+                    if self._engine is not None:
+                        if not self._engine.close(timeout=10 if wait else 0):
+                            return
+                        self._engine = None
                     self._llama.close()
                     self._loaded = False
         finally:
@@ -152,16 +175,35 @@ class LlamaCppChat(ChatModel):
             tokens = bos + tokens
         return tokens
 
-    def _grammar(self, options: GenerationOptions) -> Any:
+    @staticmethod
+    def _grammar_text(options: GenerationOptions) -> str | None:
         if options.choices is not None:
-            text = choices_grammar(options.choices)
-        elif options.json_schema is not None:
-            text = schema_grammar(options.json_schema)
-        else:
+            return choices_grammar(options.choices)
+        if options.json_schema is not None:
+            return schema_grammar(options.json_schema)
+        return None
+
+    def _grammar(self, options: GenerationOptions) -> Any:
+        text = self._grammar_text(options)
+        if text is None:
             return None
         return self._llama_cpp.LlamaGrammar.from_string(text, verbose=False)
 
+    def _budget(self, tokens: list[int], n_ctx: int, options: GenerationOptions) -> int:
+        """Most tokens to generate after `tokens`; ContextOverflow when they fill n_ctx."""
+        if len(tokens) >= n_ctx:
+            raise ContextOverflow(
+                f"The prompt is {len(tokens)} tokens but '{self.spec.name}' has a context of "
+                f"{n_ctx} (model maximum {self.spec.context_length}); shorten the prompt or "
+                "raise context_length in feldspar.toml (FELDSPAR_CONTEXT_LENGTH)"
+            )
+        budget = n_ctx - len(tokens)
+        return budget if options.max_tokens is None else min(options.max_tokens, budget)
+
     def generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
+        if self.settings.llama_parallel > 1:
+            yield from self._generate_batched(messages, options)
+            return
         if self._owner == threading.get_ident():
             raise UserError(
                 f"This thread is still reading a stream of '{self.spec.name}'; read it to "
@@ -177,23 +219,34 @@ class LlamaCppChat(ChatModel):
                 self._owner = None
 
     def _generate(self, messages: list[Message], options: GenerationOptions) -> Iterator[Delta]:
-        llama = self._llama
         tokens = self._prompt_tokens(messages, options.documents, options.template_vars)
-        n_ctx = llama.n_ctx()
-        if len(tokens) >= n_ctx:
-            raise ContextOverflow(
-                f"The prompt is {len(tokens)} tokens but '{self.spec.name}' has a context of "
-                f"{n_ctx} (model maximum {self.spec.context_length}); shorten the prompt or "
-                "raise context_length in feldspar.toml (FELDSPAR_CONTEXT_LENGTH)"
-            )
-        budget = n_ctx - len(tokens)
-        max_tokens = budget if options.max_tokens is None else min(options.max_tokens, budget)
+        max_tokens = self._budget(tokens, self._llama.n_ctx(), options)
         grammar = self._grammar(options)
         recorder = None
         if options.logprobs is not None:
             recorder = _LogprobRecorder(options.logprobs, self._piece)
         yield Delta(prompt_tokens=len(tokens))
         yield from self._sample(tokens, options, max_tokens, grammar, recorder)
+
+    def _generate_batched(self, messages: list[Message],
+                          options: GenerationOptions) -> Iterator[Delta]:
+        # Under the model lock, so that close() cannot free the model between the load and
+        # the submission; the engine runs everything submitted before it stops.
+        with self._lock:
+            if not self._loaded:  # close() may have freed the model since stream() loaded it
+                self._load()
+                self._loaded = True
+            engine = self._engine
+            assert engine is not None
+            tokens = self._prompt_tokens(messages, options.documents, options.template_vars)
+            max_tokens = self._budget(tokens, engine.n_ctx_seq, options)
+            request = engine.submit(tokens, options, max_tokens, self._grammar_text(options),
+                                    options.logprobs)
+        try:
+            yield Delta(prompt_tokens=len(tokens))
+            yield from request
+        finally:
+            request.cancel()  # a stream closed early frees its sequence at the next step
 
     def _sample(
         self,
