@@ -8,21 +8,19 @@ greedy decoding (text and token counts), so a client that drops or mangles a fie
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import openai
 import pytest
-import uvicorn
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessageChunk
 from langchain_openai import ChatOpenAI
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
 
 from feldspar.config import Settings
-from feldspar.serve import create_app
-from tests.test_serve import KEY, MODEL, free_port, wait_healthy
+
+from .serving import KEY, MODEL, running
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +32,8 @@ SEED = 1
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("serve-clients-home")
-    settings = Settings(home=home, api_keys=KEY)
-    port = free_port()
-    running = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1",
-                                            port=port, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url)
-    yield url
-    running.should_exit = True
-    thread.join(10)
+    with running(Settings(home=home, api_keys=KEY)) as url:  # type: ignore[arg-type]
+        yield url
 
 
 @dataclass(frozen=True)

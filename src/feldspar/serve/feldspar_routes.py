@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from feldspar.serve import guarding
 from feldspar.serve.errors import APIError
 from feldspar.serve.schemas import AskRequest, ClassifyRequest, GuardRequest, SearchRequest
-from feldspar.serve.streaming import event_stream, events, sse, until_cancelled
+from feldspar.serve.streaming import cancelled, event_stream, events, sse, until_cancelled
 
 if TYPE_CHECKING:
     from feldspar.datatypes import Message
@@ -253,6 +253,8 @@ def _ask_events(state: ServerState, body: AskRequest) -> Iterator[str]:
     def make() -> Iterator[str]:
         for piece in until_cancelled(answering):
             yield sse({"type": "delta", "text": piece})
+        if cancelled():
+            return  # the client is gone: no checks for nobody
         yield sse({"type": "answer", "answer": answering.result().to_dict()})
 
     return events(make(), answering.close)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from feldspar.serve import guarding
@@ -23,7 +23,7 @@ from feldspar.serve.schemas import (
     EmbeddingRequest,
     Sampling,
 )
-from feldspar.serve.streaming import event_stream, events, sse, until_cancelled
+from feldspar.serve.streaming import cancelled, event_stream, events, sse, until_cancelled
 
 if TYPE_CHECKING:
     from feldspar.config import Settings
@@ -100,11 +100,12 @@ def _install_generation(app: FastAPI, state: ServerState) -> None:
                                lambda: _text_events(state, body, prompts[0], options),
                                lambda: _text_reply(state, body, prompts, options))
 
-    @app.post("/v1/embeddings", tags=["openai"])
-    async def embeddings(body: EmbeddingRequest) -> dict[str, Any]:
+    @app.post("/v1/embeddings", tags=["openai"], response_class=JSONResponse)
+    async def embeddings(body: EmbeddingRequest) -> JSONResponse:
         """OpenAI's embeddings: unit-length vectors, as floats or base64 float32."""
         with state.busy():
-            return await run_in_threadpool(_embeddings, state, body)
+            # Plain JSON, not FastAPI's encoder: it walks every float of every vector.
+            return JSONResponse(await run_in_threadpool(_embeddings, state, body))
 
 
 def unknown_model(model_id: str) -> APIError:
@@ -197,7 +198,7 @@ class GuardedReply:
             yield piece, () if self._held else fresh
 
     def finish(self) -> tuple[Completion, GuardResult | None, str]:
-        if self._guarded is not None and self._guarded.blocked:
+        if cancelled() or (self._guarded is not None and self._guarded.blocked):
             self._stream.close()  # nothing more of it will be shown: stop generating
         done = self._stream.result()
         self._state.metrics.completion(self.name, done)
@@ -279,6 +280,8 @@ def _rag_chunks(answering: Any, body: ChatRequest) -> Iterator[str]:
                   "logprobs": None, "finish_reason": None}])
     for piece in until_cancelled(answering):
         yield delta(piece)
+    if cancelled():
+        return  # the client is gone: no checks for nobody
     answer: Answer = answering.result()
     tail = sources_block(answer)
     if answer.abstained and answer.draft is not None and answer.reason not in (

@@ -120,23 +120,29 @@ def _produce(start: Callable[[], Iterator[str]], loop: asyncio.AbstractEventLoop
              end: Callable[[], None]) -> None:
     """In the stream's thread: start, say so (or how it failed), then queue the events
     until they end or the client is gone; None marks the end."""
+    def post(function: Callable[..., None], *args: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(function, *args)
+        except RuntimeError:  # the server has stopped: nobody is left to tell
+            stop.set()
+
     try:
         made = start()
     except BaseException as exc:
         end()
-        loop.call_soon_threadsafe(settle, exc)
+        post(settle, exc)
         return
-    loop.call_soon_threadsafe(settle, None)
+    post(settle, None)
     try:
         for event in made:
             if stop.is_set():
                 break
-            loop.call_soon_threadsafe(queue.put_nowait, event)
+            post(queue.put_nowait, event)
     finally:
         close = getattr(made, "close", None)
         if close is not None:
             close()  # in the thread that reads it: the model is freed
-        loop.call_soon_threadsafe(queue.put_nowait, None)
+        post(queue.put_nowait, None)
 
 
 async def _relay(queue: asyncio.Queue[str | None], stop: threading.Event,
