@@ -72,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        if os.environ.get("FELDSPAR_REQUIRE_BROWSER"):  # CI installs it: never skip there
+        if os.environ.get("CI_REQUIRE_BROWSER"):  # CI installs it: never skip there
             pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium")
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
     with sync_playwright() as p:
@@ -101,7 +101,7 @@ def enter_key(page: Page, key: str) -> None:
 
 
 def artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("FELDSPAR_TEST_ARTIFACTS") or tmp_path)
+    folder = Path(os.environ.get("TEST_ARTIFACTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -151,10 +151,10 @@ def _chat_events(state: ServerState, body: ChatRequest, messages: list[Message],
     messages, inputs = guarding.screen_messages(state.guard, messages, model.spec.name)
     stream = model.stream(messages, options=options)
     reply = GuardedReply(state, model.spec.name, stream, guarding.last_user(messages))
-    return events(_chat_chunks(state, reply, body, inputs), stream.close)
+    return events(_chat_chunks(reply, body, inputs), stream.close)
 
 
-def _chat_chunks(state: ServerState, reply: GuardedReply, body: ChatRequest,
+def _chat_chunks(reply: GuardedReply, body: ChatRequest,
                  inputs: list[GuardResult]) -> Iterator[str]:
     """A streamed chat completion's chunks: the role, the text, the finish reason (with
     the guard's decisions), the usage when asked."""
@@ -165,11 +165,7 @@ def _chat_chunks(state: ServerState, reply: GuardedReply, body: ChatRequest,
         yield chunk([{"index": 0, "delta": {"content": piece},
                       "logprobs": _logprobs(fresh) if body.logprobs and fresh else None,
                       "finish_reason": None}])
-    done, output, finish = reply.finish()
-    late = reply.late_logprobs(done, output)
-    last: dict[str, Any] = {}
-    if state.guard is not None:
-        last["feldspar"] = {"guard": guarding.summary(inputs, output)}
+    done, finish, late, last = reply.end(inputs)
     yield chunk([{"index": 0, "delta": {}, "finish_reason": finish,
                   "logprobs": _logprobs(late) if body.logprobs and late else None}], **last)
     if body.stream_options and body.stream_options.include_usage:
@@ -204,6 +200,17 @@ class GuardedReply:
         self._state.metrics.completion(self.name, done)
         output = self._guarded.result() if self._guarded is not None else None
         return done, output, _finish(done.finish_reason, output)
+
+    def end(self, inputs: list[GuardResult]
+            ) -> tuple[Completion, str, Sequence[TokenLogprob], dict[str, Any]]:
+        """`finish()` for the last chunk: the completion, the finish reason, the
+        log-probabilities held back, and the chunk's extra fields (the guard's
+        decisions)."""
+        done, output, finish = self.finish()
+        extra: dict[str, Any] = {}
+        if self._state.guard is not None:
+            extra["feldspar"] = {"guard": guarding.summary(inputs, output)}
+        return done, finish, self.late_logprobs(done, output), extra
 
     def late_logprobs(self, done: Completion, output: GuardResult | None
                       ) -> Sequence[TokenLogprob]:
@@ -351,10 +358,10 @@ def _text_events(state: ServerState, body: CompletionRequest, prompt: str,
     inputs = guarding.screen_prompts(state.guard, [prompt], model.spec.name, param="prompt")
     stream = model.stream(prompt, options=options)
     reply = GuardedReply(state, model.spec.name, stream, prompt)
-    return events(_text_chunks(state, reply, body, inputs), stream.close)
+    return events(_text_chunks(reply, body, inputs), stream.close)
 
 
-def _text_chunks(state: ServerState, reply: GuardedReply, body: CompletionRequest,
+def _text_chunks(reply: GuardedReply, body: CompletionRequest,
                  inputs: list[GuardResult]) -> Iterator[str]:
     chunk = _chunker(reply.name, "text_completion")
     offset = 0
@@ -365,11 +372,7 @@ def _text_chunks(state: ServerState, reply: GuardedReply, body: CompletionReques
         offset += sum(len(p.token) for p in fresh) if fresh else len(piece)
         yield chunk([{"index": 0, "text": piece, "finish_reason": None,
                       "logprobs": logprobs}])
-    done, output, finish = reply.finish()
-    late = reply.late_logprobs(done, output)
-    last: dict[str, Any] = {}
-    if state.guard is not None:
-        last["feldspar"] = {"guard": guarding.summary(inputs, output)}
+    done, finish, late, last = reply.end(inputs)
     yield chunk([{"index": 0, "text": "", "finish_reason": finish,
                   "logprobs": _text_logprobs(late) if body.logprobs is not None and late
                   else None}], **last)
