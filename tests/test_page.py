@@ -187,15 +187,20 @@ def test_upload_ask_stream_and_read_the_passages(server: str, page: Page,
     print(f"answer: {answer.locator('.answer-text').text_content()!r}")
 
 
-def test_a_blocked_question_shows_the_guards_block(server: str, page: Page) -> None:
-    uploaded = httpx.post(f"{server}/api/collections/guarded/documents",
+def open_on_collection(server: str, page: Page, name: str) -> None:
+    """A collection of POLICY (uploaded through the API), and the page open on it."""
+    uploaded = httpx.post(f"{server}/api/collections/{name}/documents",
                           headers={"Authorization": f"Bearer {KEY}"}, timeout=MODEL_MS / 1000,
                           files=[("files", ("policy.txt", POLICY.encode(), "text/plain"))])
     assert uploaded.status_code == 200, uploaded.text
     page.goto(server)
     enter_key(page, KEY)
     expect(page.locator("#key-dialog")).to_be_hidden()
-    page.locator("#ask-collection").select_option("guarded")
+    page.locator("#ask-collection").select_option(name)
+
+
+def test_a_blocked_question_shows_the_guards_block(server: str, page: Page) -> None:
+    open_on_collection(server, page, "guarded")
     page.get_by_label("Question").fill(
         "Is AKIAIOSFODNN7EXAMPLE with secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ours?")
     page.get_by_role("button", name="Ask", exact=True).click()
@@ -206,13 +211,7 @@ def test_a_blocked_question_shows_the_guards_block(server: str, page: Page) -> N
 
 
 def test_stop_ends_an_answer_being_written(server: str, page: Page) -> None:
-    uploaded = httpx.post(f"{server}/api/collections/halted/documents",
-                          headers={"Authorization": f"Bearer {KEY}"}, timeout=MODEL_MS / 1000,
-                          files=[("files", ("policy.txt", POLICY.encode(), "text/plain"))])
-    assert uploaded.status_code == 200, uploaded.text
-    page.goto(server)
-    enter_key(page, KEY)
-    page.locator("#ask-collection").select_option("halted")
+    open_on_collection(server, page, "halted")
     page.get_by_label("Question").fill("Who approves leave requests?")
     page.get_by_role("button", name="Ask", exact=True).click()
     expect(page.locator("#answer")).to_have_attribute("aria-busy", "true")
